@@ -1,0 +1,154 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redlease/redlease/internal/keys"
+	"github.com/redlease/redlease/internal/scripts"
+	"github.com/redlease/redlease/internal/wake"
+)
+
+// ErrReply reports a script reply of an unexpected shape.
+var ErrReply = errors.New("redlease: unexpected script reply")
+
+// cleanupTimeout bounds the release of a partial or uncertain acquisition.
+const cleanupTimeout = 5 * time.Second
+
+// Try makes one acquisition attempt: each group in order, all or nothing.
+// When a group is held by someone else, the groups already taken are
+// released and the error is a *LockedError. When a call fails (network,
+// ctx), the groups taken so far and the failed one, which may have been
+// applied, are released before returning the error. On success the keys hold
+// s.Token.
+func (s *Spec) Try(ctx context.Context) (*Grant, error) {
+	ttlMS := s.TTL.Milliseconds()
+	sentAt := time.Now()
+	var fences []int64
+	for gi, g := range s.Groups {
+		reply, err := scripts.Acquire.Run(ctx, s.Client, g.acquireKeys(), s.Token, ttlMS).Result()
+		if err != nil {
+			s.cleanup(ctx, s.Groups[:gi+1])
+			return nil, err
+		}
+		got, busy, pttl, err := ParseAcquire(reply, len(g.Keys))
+		if err != nil {
+			s.cleanup(ctx, s.Groups[:gi+1])
+			return nil, err
+		}
+		if busy > 0 {
+			s.cleanup(ctx, s.Groups[:gi])
+			k := g.Keys[busy-1]
+			return nil, &LockedError{Name: k.Name, PTTL: pttl, key: k}
+		}
+		fences = append(fences, got...)
+	}
+	return &Grant{Spec: s, Fences: fences, SentAt: sentAt, PTTL: s.TTL}, nil
+}
+
+// cleanup releases groups after a failed attempt. It runs even when ctx is
+// done, bounded by its own timeout; if Redis stays unreachable the keys
+// expire with their TTL.
+func (s *Spec) cleanup(ctx context.Context, groups []Group) {
+	if len(groups) == 0 {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	_, _ = ReleaseGroups(cctx, s.Client, groups, s.Token)
+}
+
+// ReleaseGroups runs the release script on each group. It returns the first
+// key that no longer held token, if any; other keys are released anyway.
+// Local waiters of released keys are woken without waiting for pub/sub.
+func ReleaseGroups(ctx context.Context, c redis.UniversalClient, groups []Group, token string) (missing *keys.Key, err error) {
+	for _, g := range groups {
+		reply, rerr := scripts.Release.Run(ctx, c, g.LockKeys(), g.releaseArgs(token)...).Result()
+		if rerr != nil {
+			if err == nil {
+				err = rerr
+			}
+			continue
+		}
+		released, first, perr := ParsePair(reply)
+		if perr != nil {
+			if err == nil {
+				err = perr
+			}
+			continue
+		}
+		if released > 0 {
+			for i, k := range g.Keys {
+				if first == 0 || int64(i+1) != first {
+					wake.Released(c, k.Wake, token)
+				}
+			}
+		}
+		if first > 0 && first <= int64(len(g.Keys)) && missing == nil {
+			k := g.Keys[first-1]
+			missing = &k
+		}
+	}
+	return missing, err
+}
+
+// ParseAcquire decodes the acquire script's reply for a group of n keys:
+// fences on success, or the 1-based index of the held key and its PTTL.
+func ParseAcquire(reply any, n int) (fences []int64, busy int, pttl time.Duration, err error) {
+	arr, ok := reply.([]any)
+	if !ok || len(arr) == 0 {
+		return nil, 0, 0, fmt.Errorf("%w: acquire returned %T %v", ErrReply, reply, reply)
+	}
+	status, ok := arr[0].(int64)
+	if !ok {
+		return nil, 0, 0, fmt.Errorf("%w: acquire status %T %v", ErrReply, arr[0], arr[0])
+	}
+	switch status {
+	case 1:
+		if len(arr) != n+1 {
+			return nil, 0, 0, fmt.Errorf("%w: acquire returned %d fences for %d keys", ErrReply, len(arr)-1, n)
+		}
+		fences = make([]int64, n)
+		for i := range fences {
+			f, ok := arr[i+1].(int64)
+			if !ok || f <= 0 {
+				return nil, 0, 0, fmt.Errorf("%w: fence %v", ErrReply, arr[i+1])
+			}
+			fences[i] = f
+		}
+		return fences, 0, 0, nil
+	case 0:
+		if len(arr) != 3 {
+			return nil, 0, 0, fmt.Errorf("%w: acquire busy reply %v", ErrReply, arr)
+		}
+		ms, ok1 := arr[1].(int64)
+		idx, ok2 := arr[2].(int64)
+		if !ok1 || !ok2 || idx < 1 || idx > int64(n) {
+			return nil, 0, 0, fmt.Errorf("%w: acquire busy reply %v", ErrReply, arr)
+		}
+		pttl = time.Duration(ms) * time.Millisecond
+		if ms < 0 {
+			pttl = time.Duration(ms) // -1: no TTL, -2: gone since; kept negative
+		}
+		return nil, int(idx), pttl, nil
+	}
+	return nil, 0, 0, fmt.Errorf("%w: acquire status %d", ErrReply, status)
+}
+
+// ParsePair decodes a two-integer script reply.
+func ParsePair(reply any) (a, b int64, err error) {
+	arr, ok := reply.([]any)
+	if !ok || len(arr) != 2 {
+		return 0, 0, fmt.Errorf("%w: %T %v", ErrReply, reply, reply)
+	}
+	a, ok1 := arr[0].(int64)
+	b, ok2 := arr[1].(int64)
+	if !ok1 || !ok2 {
+		return 0, 0, fmt.Errorf("%w: %v", ErrReply, arr)
+	}
+	return a, b, nil
+}

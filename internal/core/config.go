@@ -1,0 +1,136 @@
+package core
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redlease/redlease/internal/keys"
+)
+
+// Defaults of a lock's configuration (documented on the mutex options).
+const (
+	DefaultTTL    = 10 * time.Second
+	DefaultDrift  = 0.01
+	DefaultPrefix = "redlease:"
+)
+
+// Config is the resolved configuration shared by mutex and multilock.
+type Config struct {
+	TTL           time.Duration
+	AutoRenew     bool
+	RenewInterval time.Duration
+	RenewSet      bool // RenewInterval was given; else it is TTL/3
+	Token         string
+	TokenSet      bool
+	NewBackoff    func() backoff.BackOff
+	Drift         float64
+	Prefix        string
+}
+
+// ApplyOption is set by package mutex: it applies a mutex.Option (passed as
+// any so that core does not import mutex) to c.
+var ApplyOption func(opt any, c *Config)
+
+// NewConfig applies opts over the defaults and validates the result.
+func NewConfig(opts []any) (Config, error) {
+	c := Config{TTL: DefaultTTL, AutoRenew: true, NewBackoff: DefaultBackoff, Drift: DefaultDrift, Prefix: DefaultPrefix}
+	for _, o := range opts {
+		if o == nil {
+			return c, fmt.Errorf("%w: nil option", ErrInvalid)
+		}
+		ApplyOption(o, &c)
+	}
+	return c, c.validate()
+}
+
+func (c *Config) validate() error {
+	if c.TTL < MinTTL {
+		return fmt.Errorf("%w: TTL %v: must be at least %v", ErrInvalid, c.TTL, MinTTL)
+	}
+	if !c.RenewSet {
+		c.RenewInterval = c.TTL / 3
+	}
+	if c.RenewInterval <= 0 || c.RenewInterval >= c.TTL {
+		return fmt.Errorf("%w: renew interval %v: must be positive and shorter than the TTL %v", ErrInvalid, c.RenewInterval, c.TTL)
+	}
+	if !(c.Drift >= 0 && c.Drift < 0.5) {
+		return fmt.Errorf("%w: drift factor %v: must be in [0, 0.5)", ErrInvalid, c.Drift)
+	}
+	if c.TokenSet && c.Token == "" {
+		return fmt.Errorf("%w: token %q: must not be empty", ErrInvalid, c.Token)
+	}
+	if c.NewBackoff == nil {
+		return fmt.Errorf("%w: backoff: the factory must not be nil", ErrInvalid)
+	}
+	if v := Validity(time.Time{}, c.TTL, c.Drift); v.Sub(time.Time{}) <= 0 {
+		return fmt.Errorf("%w: TTL %v with drift factor %v leaves no validity", ErrInvalid, c.TTL, c.Drift)
+	}
+	return nil
+}
+
+// DefaultBackoff is the fallback wait between attempts while waiting for a
+// lock (and between renewal retries): exponential from 20ms, doubling, with
+// ±50% jitter, capped at 1s, without an elapsed-time limit (the caller's
+// context bounds the wait).
+func DefaultBackoff() backoff.BackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 20 * time.Millisecond
+	b.RandomizationFactor = 0.5
+	b.Multiplier = 2
+	b.MaxInterval = time.Second
+	b.MaxElapsedTime = 0
+	return b
+}
+
+// NewToken returns 128 random bits from crypto/rand, hex-encoded.
+func NewToken() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("redlease: crypto/rand failed: " + err.Error()) // documented never to fail on supported platforms
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// CheckClient refuses a nil client, including a typed nil pointer.
+func CheckClient(c redis.UniversalClient) error {
+	nilPtr := false
+	switch v := c.(type) {
+	case nil:
+		nilPtr = true
+	case *redis.Client:
+		nilPtr = v == nil
+	case *redis.ClusterClient:
+		nilPtr = v == nil
+	case *redis.Ring:
+		nilPtr = v == nil
+	}
+	if nilPtr {
+		return fmt.Errorf("%w: client is nil", ErrInvalid)
+	}
+	return nil
+}
+
+// Key derives the keys of name, wrapping a refusal into ErrInvalid.
+func (c *Config) Key(name string) (keys.Key, error) {
+	k, err := keys.For(c.Prefix, name)
+	if err != nil {
+		return k, fmt.Errorf("%w: lock name %v", ErrInvalid, err)
+	}
+	return k, nil
+}
+
+// Spec builds an acquisition of groups with this configuration and a token:
+// the fixed one, or a fresh random one.
+func (c *Config) Spec(client redis.UniversalClient, groups []Group) *Spec {
+	token := c.Token
+	if !c.TokenSet {
+		token = NewToken()
+	}
+	return &Spec{Client: client, Groups: groups, Token: token, TTL: c.TTL, RenewInterval: c.RenewInterval,
+		AutoRenew: c.AutoRenew, Drift: c.Drift, NewBackoff: c.NewBackoff}
+}

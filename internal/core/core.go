@@ -1,0 +1,139 @@
+// Package core holds what mutex, multilock and lease share: the sentinel
+// errors that cross package lines, the description of a held set of keys,
+// one acquisition attempt, the waiting loop and the hook through which the
+// lease package builds a Lease.
+package core
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redlease/redlease/internal/keys"
+)
+
+// Errors re-exported by the public packages under their own names.
+var (
+	ErrInvalid = errors.New("redlease: invalid argument")
+	ErrLocked  = errors.New("mutex: locked")
+)
+
+// Margin is subtracted from every local validity deadline on top of the
+// drift allowance: Redis stores expiry with 1 ms precision and the local
+// timer fires a little after its time.
+const Margin = 2 * time.Millisecond
+
+// MinTTL is the shortest TTL a lock accepts.
+const MinTTL = 10 * time.Millisecond
+
+// Group is a set of lock keys in one hash slot, taken, renewed and released
+// by one script call.
+type Group struct {
+	Keys []keys.Key
+}
+
+// LockKeys returns the lock keys of g.
+func (g Group) LockKeys() []string {
+	out := make([]string, len(g.Keys))
+	for i, k := range g.Keys {
+		out[i] = k.Lock
+	}
+	return out
+}
+
+func (g Group) acquireKeys() []string {
+	out := make([]string, 0, 2*len(g.Keys))
+	for _, k := range g.Keys {
+		out = append(out, k.Lock)
+	}
+	for _, k := range g.Keys {
+		out = append(out, k.Fence)
+	}
+	return out
+}
+
+func (g Group) releaseArgs(token string) []any {
+	out := make([]any, 0, 1+len(g.Keys))
+	out = append(out, token)
+	for _, k := range g.Keys {
+		out = append(out, k.Wake)
+	}
+	return out
+}
+
+// Spec is what an acquisition takes: the groups in acquisition order, the
+// token, the TTL and the lease options that follow a success.
+type Spec struct {
+	Client        redis.UniversalClient
+	Groups        []Group
+	Token         string
+	TTL           time.Duration
+	RenewInterval time.Duration
+	AutoRenew     bool
+	Drift         float64
+	NewBackoff    func() backoff.BackOff
+}
+
+// Names returns the lock names of s in acquisition order.
+func (s *Spec) Names() []string {
+	var out []string
+	for _, g := range s.Groups {
+		for _, k := range g.Keys {
+			out = append(out, k.Name)
+		}
+	}
+	return out
+}
+
+// Label names the lock(s) of s in error messages.
+func (s *Spec) Label() string {
+	names := s.Names()
+	if len(names) == 1 {
+		return fmt.Sprintf("%q", names[0])
+	}
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	return "[" + strings.Join(q, " ") + "]"
+}
+
+// Grant is a successful acquisition, what NewLease turns into a Lease.
+type Grant struct {
+	Spec   *Spec
+	Fences []int64   // one per name, in acquisition order
+	SentAt time.Time // when the first acquire request was sent
+	PTTL   time.Duration
+}
+
+// NewLease is set by package lease in its init; it returns a *lease.Lease.
+// The indirection keeps the constructor out of lease's public API.
+var NewLease func(Grant) any
+
+// LockedError reports a lock key held by another owner.
+type LockedError struct {
+	Name string        // the lock name that is held
+	PTTL time.Duration // its remaining TTL when last seen; <0 if unknown
+	key  keys.Key
+}
+
+func (e *LockedError) Error() string {
+	if e.PTTL >= 0 {
+		return fmt.Sprintf("mutex: %q is locked by another owner (expires in %v)", e.Name, e.PTTL)
+	}
+	return fmt.Sprintf("mutex: %q is locked by another owner", e.Name)
+}
+
+// Is makes errors.Is(err, ErrLocked) hold.
+func (e *LockedError) Is(target error) bool { return target == ErrLocked }
+
+// Validity returns the local deadline of a key set with TTL ttl by a request
+// sent at sentAt: the key cannot expire in Redis before it, given a clock
+// drift rate of at most drift.
+func Validity(sentAt time.Time, ttl time.Duration, drift float64) time.Time {
+	return sentAt.Add(ttl - time.Duration(float64(ttl)*drift) - Margin)
+}

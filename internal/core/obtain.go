@@ -1,0 +1,112 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/redlease/redlease/internal/wake"
+)
+
+// Obtain waits until s is acquired or ctx is done.
+//
+// A first attempt goes out at once unless waiters of this process already
+// queue for the lock (they are served first). After a failure the caller
+// joins the FIFO queue of the blocking key's wake-up channel; only the head
+// of a queue makes attempts: when a release wakes it, when the fallback
+// backoff elapses (never later than the holder's remaining TTL), or at once
+// when it reaches the head because its predecessor gave up.
+//
+// When ctx ends, the error satisfies errors.Is(err, ctx.Err()) and carries the
+// last reason the lock was not obtained (ErrLocked or a Redis error); no key
+// stays held. A backoff that returns backoff.Stop ends the wait the same way.
+func Obtain(ctx context.Context, s *Spec) (*Grant, error) {
+	first := s.Groups[0].Keys[0]
+	var last error
+	if !wake.Queued(s.Client, first.Wake) {
+		g, err := s.Try(ctx)
+		if err == nil {
+			return g, nil
+		}
+		last = err
+		if ctx.Err() != nil {
+			return nil, s.waitErr(ctx.Err(), last)
+		}
+	}
+	k := first
+	var le *LockedError
+	if errors.As(last, &le) {
+		k = le.key
+	}
+	w := wake.Join(ctx, s.Client, k.Wake, k.Slot)
+	acquired := false
+	defer func() { w.Leave(acquired) }()
+
+	select {
+	case <-w.Turn():
+	case <-ctx.Done():
+		return nil, s.waitErr(ctx.Err(), last)
+	}
+	b := s.NewBackoff()
+	b.Reset()
+	attempt := !w.PredecessorAcquired()
+	for {
+		if attempt {
+			g, err := s.Try(ctx)
+			if err == nil {
+				acquired = true
+				return g, nil
+			}
+			last = err
+			if ctx.Err() != nil {
+				return nil, s.waitErr(ctx.Err(), last)
+			}
+			le = nil
+			if errors.As(err, &le) && le.key.Wake != k.Wake {
+				// Blocked by another member of a multi-key set: queue there.
+				w.Leave(false)
+				k = le.key
+				w = wake.Join(ctx, s.Client, k.Wake, k.Slot)
+				select {
+				case <-w.Turn():
+				case <-ctx.Done():
+					return nil, s.waitErr(ctx.Err(), last)
+				}
+			}
+		}
+		attempt = true
+		sleep := b.NextBackOff()
+		if sleep == backoff.Stop {
+			return nil, fmt.Errorf("mutex: lock %s: backoff gave up: %w", s.Label(), last)
+		}
+		le = nil
+		if errors.As(last, &le) {
+			switch {
+			case le.PTTL == -2: // the key vanished between SET and PTTL
+				sleep = 0
+			case le.PTTL >= 0 && le.PTTL < sleep:
+				sleep = le.PTTL + time.Millisecond
+			}
+		}
+		t := time.NewTimer(sleep)
+		select {
+		case <-w.Woken():
+			b.Reset()
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, s.waitErr(ctx.Err(), last)
+		}
+		t.Stop()
+	}
+}
+
+func (s *Spec) waitErr(ctxErr, last error) error {
+	if last == nil {
+		return fmt.Errorf("mutex: lock %s: %w", s.Label(), ctxErr)
+	}
+	return fmt.Errorf("mutex: lock %s: %w (last attempt: %w)", s.Label(), ctxErr, last)
+}

@@ -1,0 +1,83 @@
+// Package keys derives the Redis key names redlease uses for a lock name and
+// computes their Redis Cluster hash slot.
+//
+// For a prefix P and a name N the lock key is P+"{"+N+"}", the fence counter
+// is the lock key plus ":fence" and the wake-up channel the lock key plus
+// ":wake". The three share a hash tag, so they live in one slot and one Lua
+// script may touch them together on Redis Cluster.
+package keys
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Key holds the Redis names belonging to one lock name.
+type Key struct {
+	Name  string // the caller's lock name
+	Lock  string // holds the owner's token while the lock is held
+	Fence string // INCR counter: the fencing token of the latest acquisition
+	Wake  string // pub/sub channel a release publishes on
+	Slot  int    // Redis Cluster hash slot shared by Lock, Fence and Wake
+}
+
+// ErrRule describes why a name or prefix was refused; callers wrap it into
+// their package's ErrInvalid.
+type ErrRule struct{ Value, Rule string }
+
+func (e *ErrRule) Error() string { return fmt.Sprintf("%q: %s", e.Value, e.Rule) }
+
+// For returns the keys of name under prefix. It refuses an empty name and a
+// prefix/name pair whose lock key would have an empty hash tag (for example a
+// name starting with '}' or a prefix containing "{}"): Redis would then hash the
+// whole key, and the lock and fence keys could land in different slots.
+func For(prefix, name string) (Key, error) {
+	if name == "" {
+		return Key{}, &ErrRule{Value: name, Rule: "lock name must not be empty"}
+	}
+	lock := prefix + "{" + name + "}"
+	tag := HashTag(lock)
+	if tag == lock {
+		return Key{}, &ErrRule{Value: name, Rule: fmt.Sprintf("lock key %q has an empty hash tag (a name may not start with '}', a prefix may not contain \"{}\")", truncate(lock))}
+	}
+	return Key{Name: name, Lock: lock, Fence: lock + ":fence", Wake: lock + ":wake", Slot: Slot(lock)}, nil
+}
+
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+// HashTag returns the part of key that Redis Cluster hashes: the text between
+// the first '{' and the next '}' when non-empty, else the whole key.
+func HashTag(key string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			return key[i+1 : i+1+j]
+		}
+	}
+	return key
+}
+
+// Slot returns the Redis Cluster hash slot of key (CRC16/XMODEM of its hash
+// tag, modulo 16384).
+func Slot(key string) int {
+	return int(crc16(HashTag(key)) % 16384)
+}
+
+func crc16(s string) uint16 {
+	var crc uint16
+	for i := 0; i < len(s); i++ {
+		crc ^= uint16(s[i]) << 8
+		for b := 0; b < 8; b++ {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return crc
+}

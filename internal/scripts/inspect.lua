@@ -1,0 +1,16 @@
+-- inspect: report whether lock keys hold the token, and for how long.
+-- KEYS[1..n]  lock keys
+-- ARGV[1]     the owner's token
+-- Returns {1, pttl} with the smallest remaining TTL when all keys hold the
+-- token, or {0, i} when KEYS[i] does not. Read-only.
+local min = -1
+for i = 1, #KEYS do
+  if redis.call('get', KEYS[i]) ~= ARGV[1] then
+    return {0, i}
+  end
+  local pttl = redis.call('pttl', KEYS[i])
+  if min < 0 or pttl < min then
+    min = pttl
+  end
+end
+return {1, min}

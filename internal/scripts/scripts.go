@@ -1,0 +1,39 @@
+// Package scripts holds redlease's Lua scripts, one operation per file, each
+// wrapped once in a redis.Script so it runs with EVALSHA and falls back to
+// EVAL after a NOSCRIPT (Redis restart, failover, SCRIPT FLUSH).
+//
+// Every script touches only the keys it is given in KEYS, which must share a
+// hash slot; wake-up channels travel in ARGV (they are not keys) and are named
+// with the same hash tag, so SPUBLISH reaches the keys' own shard.
+package scripts
+
+import (
+	_ "embed"
+
+	"github.com/redis/go-redis/v9"
+)
+
+var (
+	//go:embed acquire.lua
+	acquireSrc string
+	//go:embed release.lua
+	releaseSrc string
+	//go:embed renew.lua
+	renewSrc string
+	//go:embed extend.lua
+	extendSrc string
+	//go:embed refresh.lua
+	refreshSrc string
+	//go:embed inspect.lua
+	inspectSrc string
+)
+
+// The scripts; see each .lua file's header for KEYS, ARGV and the reply.
+var (
+	Acquire = redis.NewScript(acquireSrc)
+	Release = redis.NewScript(releaseSrc)
+	Renew   = redis.NewScript(renewSrc)
+	Extend  = redis.NewScript(extendSrc)
+	Refresh = redis.NewScript(refreshSrc)
+	Inspect = redis.NewScript(inspectSrc)
+)

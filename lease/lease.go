@@ -1,0 +1,215 @@
+// Package lease is a held Redis lock: its fencing token, its validity, the
+// goroutine that keeps it alive and the channel that says when it ends.
+//
+// A Lease is obtained from mutex.Mutex or multilock.MultiLock. It mirrors
+// context.Context: Lost returns a channel that is closed the moment the lock
+// may no longer be yours, and Err then says why (ErrReleased, ErrExpired or
+// ErrNotHeld). Lost closes before another client could acquire the key:
+// the local deadline counts from when the acquire or renew request was sent,
+// minus the clock drift allowance and a small margin.
+//
+// What a lease cannot do: a process that is itself paused (GC, SIGSTOP, a
+// slow VM) notices nothing while paused, and may act on a lock that expired
+// meanwhile. Guard (for writes to Redis) and Fence (for anything else) are
+// the defences for that case.
+package lease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+
+	"github.com/redlease/redlease/internal/core"
+)
+
+// Errors returned by Err and wrapped by the methods of a lost lease.
+var (
+	// ErrReleased: Release was called.
+	ErrReleased = errors.New("lease: released")
+	// ErrExpired: the lease's validity deadline passed without a successful
+	// renewal (Redis unreachable or too slow, or auto-renewal off).
+	ErrExpired = errors.New("lease: expired")
+	// ErrNotHeld: Redis reported the key gone or holding another token.
+	ErrNotHeld = errors.New("lease: not held")
+	// ErrInvalid: an argument is out of range. It is the same value as
+	// mutex.ErrInvalid.
+	ErrInvalid = core.ErrInvalid
+)
+
+func init() {
+	core.NewLease = func(g core.Grant) any { return newLease(g) }
+}
+
+// Lease is a lock held in Redis on one or more names. Its methods are safe
+// for concurrent use. A Lease must not be copied.
+type Lease struct {
+	spec   *core.Spec
+	names  []string
+	fences []int64
+
+	lctx   context.Context // canceled with the lease's error when it ends
+	cancel context.CancelCauseFunc
+
+	opMu sync.Mutex // orders renew/extend/refresh so deadlines follow Redis's order
+
+	mu         sync.Mutex
+	err        error
+	validUntil time.Time
+	timer      *time.Timer
+
+	renewDone chan struct{} // closed when the renewal goroutine returns; nil without one
+}
+
+func newLease(g core.Grant) *Lease {
+	l := &Lease{spec: g.Spec, names: g.Spec.Names(), fences: g.Fences}
+	l.lctx, l.cancel = context.WithCancelCause(context.Background())
+	l.mu.Lock()
+	l.validUntil = core.Validity(g.SentAt, g.PTTL, g.Spec.Drift)
+	l.timer = time.AfterFunc(time.Until(l.validUntil), l.expire)
+	l.mu.Unlock()
+	if g.Spec.AutoRenew {
+		l.renewDone = make(chan struct{})
+		go l.renew()
+	}
+	return l
+}
+
+// Name returns the lock name; for a multi-key lease, the names in
+// acquisition order joined by ",".
+func (l *Lease) Name() string { return strings.Join(l.names, ",") }
+
+// Names returns the lock names held, in acquisition order.
+func (l *Lease) Names() []string { return append([]string(nil), l.names...) }
+
+// Token returns the value stored in the lock keys: the mutex's custom token
+// or 128 random bits, hex-encoded.
+func (l *Lease) Token() string { return l.spec.Token }
+
+// Fence returns the fencing token of this acquisition: strictly larger than
+// the fence of every earlier acquisition of the same name, as long as Redis
+// keeps its data (a restart without persistence or a failover that loses the
+// fence counter starts it again). Storage that records the largest fence it
+// has seen and refuses smaller ones is safe against a stale holder. For a
+// multi-key lease, Fence is the fence of the first name in acquisition order;
+// use FenceOf for the others.
+func (l *Lease) Fence() int64 { return l.fences[0] }
+
+// FenceOf returns the fence of name, or 0 if name is not held by l.
+func (l *Lease) FenceOf(name string) int64 {
+	for i, n := range l.names {
+		if n == name {
+			return l.fences[i]
+		}
+	}
+	return 0
+}
+
+// Lost returns a channel that is closed when the lease ends: released,
+// expired or taken from it. The same channel is returned on every call.
+func (l *Lease) Lost() <-chan struct{} { return l.lctx.Done() }
+
+// Err returns nil while the lease is held and, once Lost is closed, why it
+// ended: ErrReleased, ErrExpired or ErrNotHeld (for a multi-key lease
+// ErrNotHeld is wrapped with the name that was lost). The value never changes
+// once set.
+func (l *Lease) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// ValidUntil returns the local deadline: until then no other client can
+// hold the key, assuming clock drift within the configured factor. It moves
+// forward with each renewal, Extend and Refresh.
+func (l *Lease) ValidUntil() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.validUntil
+}
+
+// Context returns a context derived from parent that is canceled when parent
+// is done, when the lease ends, or when cancel is called. When the lease
+// ends, context.Cause reports the lease's error. Use it for the work done
+// under the lock (an errgroup, a database call).
+func (l *Lease) Context(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(parent)
+	stop := context.AfterFunc(l.lctx, func() { cancel(context.Cause(l.lctx)) })
+	return ctx, func() {
+		stop()
+		cancel(context.Canceled)
+	}
+}
+
+// lose ends the lease with err unless it already ended. It never blocks.
+func (l *Lease) lose(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.loseLocked(err)
+}
+
+func (l *Lease) loseLocked(err error) {
+	if l.err != nil {
+		return
+	}
+	l.err = err
+	l.timer.Stop()
+	l.cancel(err)
+}
+
+// expire runs at the validity deadline.
+func (l *Lease) expire() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return
+	}
+	if d := time.Until(l.validUntil); d > 0 {
+		l.timer.Reset(d) // a renewal moved the deadline after the timer fired
+		return
+	}
+	l.loseLocked(ErrExpired)
+}
+
+// prolong records that Redis set the remaining TTL to pttl by a request
+// sent at sentAt. A reply that arrives after the current deadline does not
+// revive the lease: it was already treated as lost.
+func (l *Lease) prolong(sentAt time.Time, pttl time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return
+	}
+	if !time.Now().Before(l.validUntil) {
+		l.loseLocked(ErrExpired)
+		return
+	}
+	l.validUntil = core.Validity(sentAt, pttl, l.spec.Drift)
+	d := time.Until(l.validUntil)
+	if d <= 0 {
+		l.loseLocked(ErrExpired)
+		return
+	}
+	l.timer.Reset(d)
+}
+
+// notHeld builds the error for key index i (0-based, across groups) lost.
+func (l *Lease) notHeld(i int) error {
+	if len(l.names) == 1 || i < 0 || i >= len(l.names) {
+		return ErrNotHeld
+	}
+	return fmt.Errorf("%w: %q", ErrNotHeld, l.names[i])
+}
+
+// lostErr wraps the lease's error for a method called after it ended.
+func (l *Lease) lostErr(op string) error {
+	if err := l.Err(); err != nil {
+		return fmt.Errorf("lease %s: %s: %w", l.label(), op, err)
+	}
+	return nil
+}
+
+func (l *Lease) label() string { return l.spec.Label() }

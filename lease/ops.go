@@ -1,0 +1,245 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redlease/redlease/internal/core"
+	"github.com/redlease/redlease/internal/scripts"
+)
+
+// prolongAll runs a TTL-changing script (renew, extend, refresh) on every
+// group with argument ms and records the smallest resulting TTL. A key that
+// no longer holds the token ends the lease with ErrNotHeld.
+func (l *Lease) prolongAll(ctx context.Context, s *redis.Script, ms int64) error {
+	l.opMu.Lock()
+	defer l.opMu.Unlock()
+	if err := l.lostErr("renew"); err != nil {
+		return err
+	}
+	sentAt := time.Now()
+	min := time.Duration(-1)
+	offset := 0
+	for _, g := range l.spec.Groups {
+		reply, err := s.Run(ctx, l.spec.Client, g.LockKeys(), l.spec.Token, ms).Result()
+		if err != nil {
+			return err
+		}
+		ok, v, err := core.ParsePair(reply)
+		if err != nil {
+			return err
+		}
+		if ok != 1 {
+			lerr := l.notHeld(offset + int(v) - 1)
+			l.lose(lerr)
+			return fmt.Errorf("lease %s: %w", l.label(), lerr)
+		}
+		if d := time.Duration(v) * time.Millisecond; min < 0 || d < min {
+			min = d
+		}
+		offset += len(g.Keys)
+	}
+	l.prolong(sentAt, min)
+	if err := l.Err(); err != nil {
+		return fmt.Errorf("lease %s: reply after the deadline: %w", l.label(), err)
+	}
+	return nil
+}
+
+// Extend adds d to the remaining TTL of the lock (redis-py extend). It fails
+// with an error wrapping ErrInvalid for d <= 0, wrapping the lease's error if
+// the lease already ended, and wrapping ErrNotHeld (ending the lease) if Redis
+// no longer holds the token. Auto-renewal never shortens an extended TTL.
+func (l *Lease) Extend(ctx context.Context, d time.Duration) error {
+	if d < time.Millisecond {
+		return fmt.Errorf("%w: extend by %v: must be at least 1ms", ErrInvalid, d)
+	}
+	return l.prolongAll(ctx, scripts.Extend, d.Milliseconds())
+}
+
+// Refresh sets the remaining TTL of the lock to ttl (redis-py
+// extend(replace_ttl=True) and reacquire). Errors as for Extend. With
+// auto-renewal on, the next renewal raises a TTL below the lease's TTL back to it.
+func (l *Lease) Refresh(ctx context.Context, ttl time.Duration) error {
+	if ttl < core.MinTTL {
+		return fmt.Errorf("%w: refresh to %v: TTL must be at least %v", ErrInvalid, ttl, core.MinTTL)
+	}
+	return l.prolongAll(ctx, scripts.Refresh, ttl.Milliseconds())
+}
+
+// inspect returns the smallest PTTL of the keys if all hold the token.
+func (l *Lease) inspect(ctx context.Context) (time.Duration, error) {
+	min := time.Duration(-1)
+	offset := 0
+	for _, g := range l.spec.Groups {
+		reply, err := scripts.Inspect.Run(ctx, l.spec.Client, g.LockKeys(), l.spec.Token).Result()
+		if err != nil {
+			return 0, err
+		}
+		ok, v, err := core.ParsePair(reply)
+		if err != nil {
+			return 0, err
+		}
+		if ok != 1 {
+			lerr := l.notHeld(offset + int(v) - 1)
+			l.lose(lerr)
+			return 0, fmt.Errorf("lease %s: %w", l.label(), lerr)
+		}
+		if d := time.Duration(v) * time.Millisecond; min < 0 || d < min {
+			min = d
+		}
+		offset += len(g.Keys)
+	}
+	return min, nil
+}
+
+// Owned reports whether Redis still holds the lease's token in its key(s)
+// (redis-py owned). It returns false without asking Redis once the lease has
+// ended; a false answer from Redis ends the lease with ErrNotHeld.
+func (l *Lease) Owned(ctx context.Context) (bool, error) {
+	if l.Err() != nil {
+		return false, nil
+	}
+	_, err := l.inspect(ctx)
+	if errors.Is(err, ErrNotHeld) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// TTL returns the remaining TTL of the lock in Redis (the smallest one for a
+// multi-key lease). It fails with the lease's error once it ended, and with
+// ErrNotHeld (ending the lease) if Redis no longer holds the token.
+func (l *Lease) TTL(ctx context.Context) (time.Duration, error) {
+	if err := l.lostErr("ttl"); err != nil {
+		return 0, err
+	}
+	return l.inspect(ctx)
+}
+
+// Release ends the lease: Lost is closed with ErrReleased and the renewal
+// goroutine has stopped before Release returns, whatever Redis answers. Then
+// the key(s) still holding the token are deleted and waiters are woken.
+// Release of a lease that already ended (a second Release, an expired or
+// taken lease) deletes nothing and returns an error wrapping the lease's
+// error. If a key no longer held the token the error wraps ErrNotHeld; a
+// Redis failure is returned as is (the key then expires with its TTL).
+func (l *Lease) Release(ctx context.Context) error {
+	l.mu.Lock()
+	prev := l.err
+	l.loseLocked(ErrReleased)
+	l.mu.Unlock()
+	if l.renewDone != nil {
+		<-l.renewDone
+	}
+	if prev != nil {
+		return fmt.Errorf("lease %s: release: %w", l.label(), prev)
+	}
+	missing, err := core.ReleaseGroups(ctx, l.spec.Client, l.spec.Groups, l.spec.Token)
+	if err != nil {
+		return fmt.Errorf("lease %s: release: %w", l.label(), err)
+	}
+	if missing != nil {
+		return fmt.Errorf("lease %s: release: %w: %q", l.label(), ErrNotHeld, missing.Name)
+	}
+	return nil
+}
+
+// guardRetries bounds how often Guard retries a transaction aborted by a
+// change of the watched key that was not a loss (its own renewal's PEXPIRE).
+const guardRetries = 8
+
+// Guard runs fn's commands in one MULTI/EXEC that Redis applies only if the
+// lease still holds its key(s) at that moment: the lock keys are WATCHed and
+// their token checked first. If the lease ended, or Redis no longer holds the
+// token, nothing is written and the error wraps the lease's error or
+// ErrNotHeld. fn only queues commands on the pipeliner; it may be called more
+// than once (a renewal touching the watched key aborts an attempt, which is
+// then retried). On Redis Cluster, the keys fn writes must share the lock's
+// hash slot: name them with the lock name as hash tag, e.g. "{name}:data".
+// Guard needs all lock keys in one slot.
+func (l *Lease) Guard(ctx context.Context, fn func(pipe redis.Pipeliner) error) error {
+	if len(l.spec.Groups) != 1 {
+		return fmt.Errorf("%w: guard on %s: the lock keys span %d hash slots; Guard needs one", ErrInvalid, l.label(), len(l.spec.Groups))
+	}
+	lockKeys := l.spec.Groups[0].LockKeys()
+	for i := 0; ; i++ {
+		if err := l.lostErr("guard"); err != nil {
+			return err
+		}
+		err := l.spec.Client.Watch(ctx, func(tx *redis.Tx) error {
+			vals, err := tx.MGet(ctx, lockKeys...).Result()
+			if err != nil {
+				return err
+			}
+			for j, v := range vals {
+				if s, _ := v.(string); s != l.spec.Token {
+					lerr := l.notHeld(j)
+					l.lose(lerr)
+					return fmt.Errorf("lease %s: guard: %w", l.label(), lerr)
+				}
+			}
+			if err := l.lostErr("guard"); err != nil {
+				return err
+			}
+			_, err = tx.TxPipelined(ctx, fn)
+			return err
+		}, lockKeys...)
+		if errors.Is(err, redis.TxFailedErr) && i < guardRetries {
+			continue
+		}
+		if errors.Is(err, redis.TxFailedErr) {
+			return fmt.Errorf("lease %s: guard: %w (transaction aborted %d times)", l.label(), ErrNotHeld, i+1)
+		}
+		return err
+	}
+}
+
+// renew is the renewal goroutine: every renew interval it resets the TTL,
+// retrying failures with backoff until the validity deadline. It returns when
+// the lease ends.
+func (l *Lease) renew() {
+	defer close(l.renewDone)
+	ttlMS := l.spec.TTL.Milliseconds()
+	t := time.NewTimer(l.spec.RenewInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.lctx.Done():
+			return
+		case <-t.C:
+		}
+		b := l.spec.NewBackoff()
+		b.Reset()
+		for {
+			ctx, cancel := context.WithDeadline(l.lctx, l.ValidUntil())
+			err := l.prolongAll(ctx, scripts.Renew, ttlMS)
+			cancel()
+			if err == nil || l.Err() != nil {
+				break
+			}
+			d := b.NextBackOff()
+			if d < 0 || d > l.spec.RenewInterval {
+				d = l.spec.RenewInterval / 4
+			}
+			if rem := time.Until(l.ValidUntil()); d > rem {
+				d = rem
+			}
+			r := time.NewTimer(d)
+			select {
+			case <-l.lctx.Done():
+				r.Stop()
+				return
+			case <-r.C:
+			}
+		}
+		if l.Err() != nil {
+			return
+		}
+		t.Reset(l.spec.RenewInterval)
+	}
+}

@@ -1,0 +1,113 @@
+// Package mutex is a distributed lock on one Redis key, context-first.
+//
+// Lock waits until the lock is acquired or ctx is done; TryLock tries once.
+// Both return a *lease.Lease: its Lost channel closes when the lock may no
+// longer be yours, it renews itself until Release, and its Fence is strictly
+// larger than that of every earlier acquisition of the name.
+//
+// Waiting does not poll: a release publishes a wake-up on a channel derived
+// from the key, waiters of one process share one subscription and are served
+// in arrival order, and a backoff (see WithBackoff) only covers missed
+// wake-ups and expiries.
+//
+// Every operation is one Lua script call (one round trip). Keys are
+// prefix+"{"+name+"}" and prefix+"{"+name+"}:fence", in one hash slot, so the
+// package works on a single Redis, behind Sentinel and on Redis Cluster,
+// through any redis.UniversalClient.
+package mutex
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redlease/redlease/internal/core"
+	"github.com/redlease/redlease/internal/keys"
+	"github.com/redlease/redlease/lease"
+)
+
+// Errors of the package.
+var (
+	// ErrInvalid: a constructor argument or option is out of range; the error
+	// names the value and the rule.
+	ErrInvalid = core.ErrInvalid
+	// ErrLocked: the lock is held by another owner.
+	ErrLocked = core.ErrLocked
+)
+
+// Mutex is a named lock in Redis. It holds no state between calls and is
+// safe for concurrent use; each Lock or TryLock that succeeds returns its own
+// Lease. Several Mutex values (in any number of processes) with the same
+// name and key prefix are the same lock.
+type Mutex struct {
+	client redis.UniversalClient
+	key    keys.Key
+	cfg    core.Config
+}
+
+// New returns a Mutex for name. It fails, with an error wrapping ErrInvalid
+// that names the value and the rule, on a nil client, an empty name, a name
+// or prefix whose key has no usable hash tag, or an invalid option.
+func New(client redis.UniversalClient, name string, opts ...Option) (*Mutex, error) {
+	if err := core.CheckClient(client); err != nil {
+		return nil, fmt.Errorf("mutex.New: %w", err)
+	}
+	anyOpts := make([]any, len(opts))
+	for i, o := range opts {
+		if o != nil {
+			anyOpts[i] = o
+		}
+	}
+	cfg, err := core.NewConfig(anyOpts)
+	if err != nil {
+		return nil, fmt.Errorf("mutex.New(%q): %w", name, err)
+	}
+	k, err := cfg.Key(name)
+	if err != nil {
+		return nil, fmt.Errorf("mutex.New: %w", err)
+	}
+	return &Mutex{client: client, key: k, cfg: cfg}, nil
+}
+
+// Name returns the lock name.
+func (m *Mutex) Name() string { return m.key.Name }
+
+func (m *Mutex) spec() *core.Spec {
+	return m.cfg.Spec(m.client, []core.Group{{Keys: []keys.Key{m.key}}})
+}
+
+// Lock waits until the lock is acquired or ctx is done; ctx bounds the wait
+// only, not the lease. On success the lease holds the key until Release (or
+// loss). When ctx ends first, the error satisfies errors.Is(err, ctx.Err()),
+// also wraps the last reason for failing (ErrLocked or a Redis error, which
+// are retried with backoff meanwhile), and nothing stays held in Redis.
+func (m *Mutex) Lock(ctx context.Context) (*lease.Lease, error) {
+	g, err := core.Obtain(ctx, m.spec())
+	if err != nil {
+		return nil, err
+	}
+	return core.NewLease(*g).(*lease.Lease), nil
+}
+
+// TryLock makes one attempt. If another owner holds the lock the error
+// satisfies errors.Is(err, ErrLocked); on a Redis error nothing stays held.
+func (m *Mutex) TryLock(ctx context.Context) (*lease.Lease, error) {
+	g, err := m.spec().Try(ctx)
+	if err != nil {
+		if _, ok := err.(*core.LockedError); ok {
+			return nil, err
+		}
+		return nil, fmt.Errorf("mutex: trylock %q: %w", m.key.Name, err)
+	}
+	return core.NewLease(*g).(*lease.Lease), nil
+}
+
+// Locked reports whether anyone holds the lock (redis-py locked).
+func (m *Mutex) Locked(ctx context.Context) (bool, error) {
+	n, err := m.client.Exists(ctx, m.key.Lock).Result()
+	if err != nil {
+		return false, fmt.Errorf("mutex: locked %q: %w", m.key.Name, err)
+	}
+	return n == 1, nil
+}

@@ -1,0 +1,78 @@
+package mutex
+
+import (
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/redlease/redlease/internal/core"
+)
+
+// Option configures a Mutex (and a multilock.MultiLock).
+type Option interface {
+	apply(*core.Config)
+}
+
+type optionFunc func(*core.Config)
+
+func (f optionFunc) apply(c *core.Config) { f(c) }
+
+func init() {
+	core.ApplyOption = func(o any, c *core.Config) { o.(Option).apply(c) }
+}
+
+// MinTTL is the shortest TTL accepted by WithTTL and Lease.Refresh.
+const MinTTL = core.MinTTL
+
+// WithTTL sets how long the lock key lives in Redis without renewal. It must
+// be at least MinTTL. The default is 10s.
+func WithTTL(ttl time.Duration) Option {
+	return optionFunc(func(c *core.Config) { c.TTL = ttl })
+}
+
+// WithAutoRenew turns the lease's renewal goroutine on or off. Without it the
+// lease ends with ErrExpired at its deadline unless Extend or Refresh moves
+// it. The default is true.
+func WithAutoRenew(on bool) Option {
+	return optionFunc(func(c *core.Config) { c.AutoRenew = on })
+}
+
+// WithRenewInterval sets the time between renewals; it must be positive and
+// shorter than the TTL. The default is TTL/3.
+func WithRenewInterval(d time.Duration) Option {
+	return optionFunc(func(c *core.Config) { c.RenewInterval, c.RenewSet = d, true })
+}
+
+// WithToken sets the value stored in the lock key (redis-py's custom token),
+// for every acquisition through this Mutex. It must not be empty. Two holders
+// with the same token are indistinguishable to Redis: use it for a token you
+// must find again (another process resuming a lease), not for sharing. The
+// default is a fresh 128-bit random token from crypto/rand per acquisition.
+func WithToken(token string) Option {
+	return optionFunc(func(c *core.Config) { c.Token, c.TokenSet = token, true })
+}
+
+// WithBackoff sets the factory of the fallback wait policy, called once per
+// Lock call and per renewal retry sequence. Waiters are woken by releases;
+// the backoff only bounds how long a missed wake-up or an expiry goes
+// unnoticed, and a waiter never sleeps past the holder's remaining TTL. A
+// policy that returns backoff.Stop ends Lock with an error wrapping ErrLocked.
+// The default is exponential: 20ms doubling to at most 1s, ±50% jitter, no
+// elapsed-time limit.
+func WithBackoff(newBackoff func() backoff.BackOff) Option {
+	return optionFunc(func(c *core.Config) { c.NewBackoff = newBackoff })
+}
+
+// WithDriftFactor sets the fraction of the TTL assumed lost to clock drift:
+// the lease counts itself valid for TTL×(1−factor) minus 2ms from when its
+// request was sent. It must be in [0, 0.5). The default is 0.01.
+func WithDriftFactor(f float64) Option {
+	return optionFunc(func(c *core.Config) { c.Drift = f })
+}
+
+// WithKeyPrefix sets the prefix of the Redis keys: the lock key of name is
+// prefix+"{"+name+"}", its fence counter that plus ":fence". The default is
+// "redlease:".
+func WithKeyPrefix(prefix string) Option {
+	return optionFunc(func(c *core.Config) { c.Prefix = prefix })
+}

@@ -22,7 +22,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/redlease/redlease/internal/core"
 )
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -16,8 +17,11 @@ import (
 // ErrReply reports a script reply of an unexpected shape.
 var ErrReply = errors.New("redlease: unexpected script reply")
 
-// cleanupTimeout bounds the release of a partial or uncertain acquisition.
-const cleanupTimeout = 5 * time.Second
+// cleanupTimeout bounds the release of a partial or uncertain acquisition:
+// plenty for a reachable Redis, and it keeps a Lock against an unreachable
+// one from overrunning its ctx by much. Keys a failed cleanup leaves expire
+// with their TTL.
+const cleanupTimeout = 500 * time.Millisecond
 
 // Try makes one acquisition attempt: each group in order, all or nothing.
 // When a group is held by someone else, the groups already taken are
@@ -32,7 +36,11 @@ func (s *Spec) Try(ctx context.Context) (*Grant, error) {
 	for gi, g := range s.Groups {
 		reply, err := scripts.Acquire.Run(ctx, s.Client, g.acquireKeys(), s.Token, ttlMS).Result()
 		if err != nil {
-			s.cleanup(ctx, s.Groups[:gi+1])
+			if notSent(err) {
+				s.cleanup(ctx, s.Groups[:gi])
+			} else {
+				s.cleanup(ctx, s.Groups[:gi+1]) // it may have been applied
+			}
 			return nil, err
 		}
 		got, busy, pttl, err := ParseAcquire(reply, len(g.Keys))
@@ -48,6 +56,13 @@ func (s *Spec) Try(ctx context.Context) (*Grant, error) {
 		fences = append(fences, got...)
 	}
 	return &Grant{Spec: s, Fences: fences, SentAt: sentAt, PTTL: s.TTL}, nil
+}
+
+// notSent reports an error that proves the request never reached Redis: the
+// connection could not be made.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // cleanup releases groups after a failed attempt. It runs even when ctx is

@@ -31,7 +31,7 @@ func Obtain(ctx context.Context, s *Spec) (*Grant, error) {
 		if err == nil {
 			return g, nil
 		}
-		last = err
+		last = keep(last, err)
 		if ctx.Err() != nil {
 			return nil, s.waitErr(ctx.Err(), last)
 		}
@@ -60,7 +60,7 @@ func Obtain(ctx context.Context, s *Spec) (*Grant, error) {
 				acquired = true
 				return g, nil
 			}
-			last = err
+			last = keep(last, err)
 			if ctx.Err() != nil {
 				return nil, s.waitErr(ctx.Err(), last)
 			}
@@ -102,6 +102,16 @@ func Obtain(ctx context.Context, s *Spec) (*Grant, error) {
 		}
 		t.Stop()
 	}
+}
+
+// keep returns the error worth reporting after an attempt failed with err:
+// a context error says nothing the caller does not know, so the previous
+// reason is kept.
+func keep(prev, err error) error {
+	if prev != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return prev
+	}
+	return err
 }
 
 func (s *Spec) waitErr(ctxErr, last error) error {

@@ -325,3 +325,20 @@ func isUnknownCommand(err error) bool {
 	var re redis.Error
 	return errors.As(err, &re) && strings.Contains(strings.ToLower(err.Error()), "unknown command")
 }
+
+// QueueLen returns how many waiters of this process queue on channel
+// through client (for tests and metrics).
+func QueueLen(client redis.UniversalClient, channel string) int {
+	registryMu.Lock()
+	h := registry[client]
+	registryMu.Unlock()
+	if h == nil {
+		return 0
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if q := h.queues[channel]; q != nil {
+		return len(q.waiters)
+	}
+	return 0
+}

@@ -1,0 +1,39 @@
+# redlease — the two set-up commands are `make demo` and `make test`.
+GO ?= go
+export GOFLAGS ?= -buildvcs=false
+
+.PHONY: demo test test-short test-faults test-cluster fuzz bench vet
+
+## demo: a short tour against an embedded Redis (miniredis in-process), or
+## the server at $REDIS_ADDR when set.
+demo:
+	$(GO) run ./examples/demo
+
+## test: vet plus every test with the race detector against real redis-server
+## processes the tests start themselves (skipped loudly without redis-server
+## unless REDLEASE_REQUIRE_REDIS=1), plus a short run of each fuzz target.
+test: vet
+	$(GO) test -race -count=1 -timeout 30m ./...
+	$(MAKE) fuzz FUZZTIME=5s
+
+vet:
+	$(GO) vet ./...
+
+test-short:
+	$(GO) test -race -short -count=1 ./...
+
+## test-faults: the fault-injection scenarios (build tag "faults").
+test-faults:
+	$(GO) test -race -count=1 -tags faults -timeout 20m -v -run 'Fault' ./faults/...
+
+## test-cluster: Redis Cluster and Sentinel deployments (also part of make test).
+test-cluster:
+	$(GO) test -race -count=1 -timeout 20m -run 'Cluster|Sentinel' ./...
+
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzFor$$' -fuzztime $(FUZZTIME) ./internal/keys/
+
+## bench: side-by-side benchmarks against peers (bench/ is its own module).
+bench:
+	cd bench && $(GO) run . 

@@ -78,4 +78,3 @@ func ExampleLease_Extend() {
 	// ttl after extend: 30s
 	// ttl after refresh: 5s
 }
-

@@ -1,3 +1,4 @@
+SHELL := /bin/bash
 # redlease — the two set-up commands are `make demo` and `make test`.
 GO ?= go
 export GOFLAGS ?= -buildvcs=false
@@ -22,9 +23,12 @@ vet:
 test-short:
 	$(GO) test -race -short -count=1 ./...
 
-## test-faults: the fault-injection scenarios (build tag "faults").
+## test-faults: the fault-injection scenarios (build tag "faults"), without
+## the race detector: they measure timing (how late Lost closes), and the race
+## detector slows the process enough to act like a pause (see RELIABILITY.md).
+## Goroutine leaks are still checked (goleak).
 test-faults:
-	$(GO) test -race -count=1 -tags faults -timeout 20m -v -run 'Fault' ./faults/...
+	$(GO) test -count=1 -tags faults -timeout 20m -v -run 'Fault' ./internal/faults/ 2>&1 | tee faults.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|RESULT|violation'; test $${PIPESTATUS[0]} -eq 0
 
 ## test-cluster: Redis Cluster and Sentinel deployments (also part of make test).
 test-cluster:

@@ -64,7 +64,7 @@ func WithBackoff(newBackoff func() backoff.BackOff) Option {
 }
 
 // WithDriftFactor sets the fraction of the TTL assumed lost to clock drift:
-// the lease counts itself valid for TTL×(1−factor) minus 2ms from when its
+// the lease counts itself valid for TTL×(1−factor) minus 5ms from when its
 // request was sent. It must be in [0, 0.5). The default is 0.01.
 func WithDriftFactor(f float64) Option {
 	return optionFunc(func(c *core.Config) { c.Drift = f })

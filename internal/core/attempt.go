@@ -17,6 +17,11 @@ import (
 // ErrReply reports a script reply of an unexpected shape.
 var ErrReply = errors.New("redlease: unexpected script reply")
 
+// ErrSlowReply reports an acquisition whose reply arrived after the validity
+// it would have granted: the keys are released and the attempt counts as
+// failed (Lock retries it).
+var ErrSlowReply = errors.New("redlease: acquire reply arrived after the lease's validity")
+
 // cleanupTimeout bounds the release of a partial or uncertain acquisition:
 // plenty for a reachable Redis, and it keeps a Lock against an unreachable
 // one from overrunning its ctx by much. Keys a failed cleanup leaves expire
@@ -54,6 +59,10 @@ func (s *Spec) Try(ctx context.Context) (*Grant, error) {
 			return nil, &LockedError{Name: k.Name, PTTL: pttl, key: k}
 		}
 		fences = append(fences, got...)
+	}
+	if !time.Now().Before(Validity(sentAt, s.TTL, s.Drift)) {
+		s.cleanup(ctx, s.Groups)
+		return nil, fmt.Errorf("%w (TTL %v)", ErrSlowReply, s.TTL)
 	}
 	return &Grant{Spec: s, Fences: fences, SentAt: sentAt, PTTL: s.TTL}, nil
 }

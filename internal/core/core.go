@@ -25,7 +25,7 @@ var (
 // Margin is subtracted from every local validity deadline on top of the
 // drift allowance: Redis stores expiry with 1 ms precision and the local
 // timer fires a little after its time.
-const Margin = 2 * time.Millisecond
+const Margin = 5 * time.Millisecond
 
 // MinTTL is the shortest TTL a lock accepts.
 const MinTTL = 10 * time.Millisecond

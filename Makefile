@@ -37,6 +37,8 @@ test-cluster:
 FUZZTIME ?= 10s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzFor$$' -fuzztime $(FUZZTIME) ./internal/keys/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseReplies$$' -fuzztime $(FUZZTIME) ./internal/core/
+	$(GO) test -run '^$$' -fuzz '^FuzzNew$$' -fuzztime $(FUZZTIME) ./mutex/
 
 ## bench: side-by-side benchmarks against peers (bench/ is its own module).
 bench:

@@ -1,0 +1,70 @@
+package core
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/redlease/redlease/internal/leaktest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, leaktest.Options()...) }
+
+func TestParseAcquire(t *testing.T) {
+	f, busy, _, err := ParseAcquire([]any{int64(1), int64(7), int64(9)}, 2)
+	if err != nil || busy != 0 || len(f) != 2 || f[0] != 7 || f[1] != 9 {
+		t.Fatalf("success reply: %v %d %v", f, busy, err)
+	}
+	_, busy, pttl, err := ParseAcquire([]any{int64(0), int64(1500), int64(2)}, 2)
+	if err != nil || busy != 2 || pttl != 1500*time.Millisecond {
+		t.Fatalf("busy reply: %d %v %v", busy, pttl, err)
+	}
+	for _, bad := range []any{nil, "x", []any{}, []any{"1"}, []any{int64(1)}, []any{int64(1), int64(0), int64(1)},
+		[]any{int64(0), int64(5)}, []any{int64(0), int64(5), int64(3)}, []any{int64(2), int64(1), int64(1)}} {
+		if _, _, _, err := ParseAcquire(bad, 2); !errors.Is(err, ErrReply) {
+			t.Errorf("ParseAcquire(%v): %v, want ErrReply", bad, err)
+		}
+	}
+}
+
+// FuzzParseReplies feeds script replies of arbitrary shape to the parsers:
+// they must return ErrReply or a consistent result, never panic.
+func FuzzParseReplies(f *testing.F) {
+	f.Add([]byte{1, 7, 9}, 2, false)
+	f.Add([]byte{0, 200, 1}, 1, false)
+	f.Add([]byte{}, 0, true)
+	f.Fuzz(func(t *testing.T, data []byte, n int, asString bool) {
+		arr := make([]any, len(data))
+		for i, b := range data {
+			if asString && i%2 == 1 {
+				arr[i] = string(rune(b))
+			} else {
+				arr[i] = int64(int8(b))
+			}
+		}
+		if n < 0 || n > 64 {
+			n = n & 63
+		}
+		fences, busy, _, err := ParseAcquire(arr, n)
+		if err == nil {
+			if busy == 0 && len(fences) != n {
+				t.Fatalf("%d fences for %d keys", len(fences), n)
+			}
+			if busy < 0 || busy > n {
+				t.Fatalf("busy index %d of %d", busy, n)
+			}
+			for _, f := range fences {
+				if f <= 0 {
+					t.Fatalf("fence %d accepted", f)
+				}
+			}
+		} else if !errors.Is(err, ErrReply) {
+			t.Fatalf("error %v does not wrap ErrReply", err)
+		}
+		if _, _, err := ParsePair(arr); err != nil && !errors.Is(err, ErrReply) {
+			t.Fatalf("ParsePair error %v does not wrap ErrReply", err)
+		}
+	})
+}

@@ -34,6 +34,9 @@ var (
 	ErrInvalid = core.ErrInvalid
 	// ErrLocked: the lock is held by another owner.
 	ErrLocked = core.ErrLocked
+	// ErrNotReplicated: fewer replicas than WithReplicas asks for
+	// acknowledged the acquisition in time; it was undone.
+	ErrNotReplicated = core.ErrNotReplicated
 )
 
 // Mutex is a named lock in Redis. It holds no state between calls and is

@@ -76,3 +76,18 @@ func WithDriftFactor(f float64) Option {
 func WithKeyPrefix(prefix string) Option {
 	return optionFunc(func(c *core.Config) { c.Prefix = prefix })
 }
+
+// WithReplicas makes every acquisition wait, on the same connection and in
+// the same round trip, for WAIT n timeout: n replicas of the key's master
+// must acknowledge the lock before Lock or TryLock report it acquired. If
+// fewer do within timeout, the acquisition is undone and reported with an
+// error wrapping ErrNotReplicated (Lock keeps trying until its ctx ends).
+// This closes most of the failover hole of asynchronous replication: a lock
+// acknowledged to the caller is on n replicas, so a promoted replica has it.
+// Renewals do not wait. It works with *redis.Client (single node, Sentinel
+// failover clients) and *redis.ClusterClient. n must be >= 0 and the timeout
+// positive and shorter than the TTL. The default is 0: no waiting, because a
+// single Redis has no replicas to wait for (measured cost: see the README).
+func WithReplicas(n int, timeout time.Duration) Option {
+	return optionFunc(func(c *core.Config) { c.Replicas, c.ReplicaTimeout = n, timeout })
+}

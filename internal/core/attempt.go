@@ -39,7 +39,14 @@ func (s *Spec) Try(ctx context.Context) (*Grant, error) {
 	sentAt := time.Now()
 	var fences []int64
 	for gi, g := range s.Groups {
-		reply, err := scripts.Acquire.Run(ctx, s.Client, g.acquireKeys(), s.Token, ttlMS).Result()
+		var reply any
+		var err error
+		acks := int64(-1)
+		if s.Replicas > 0 {
+			reply, acks, err = s.acquireReplicated(ctx, g)
+		} else {
+			reply, err = scripts.Acquire.Run(ctx, s.Client, g.acquireKeys(), s.Token, ttlMS).Result()
+		}
 		if err != nil {
 			if notSent(err) {
 				s.cleanup(ctx, s.Groups[:gi])
@@ -57,6 +64,10 @@ func (s *Spec) Try(ctx context.Context) (*Grant, error) {
 			s.cleanup(ctx, s.Groups[:gi])
 			k := g.Keys[busy-1]
 			return nil, &LockedError{Name: k.Name, PTTL: pttl, key: k}
+		}
+		if acks >= 0 && acks < int64(s.Replicas) {
+			s.cleanup(ctx, s.Groups[:gi+1])
+			return nil, notReplicated(acks, s.Replicas)
 		}
 		fences = append(fences, got...)
 	}

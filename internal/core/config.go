@@ -30,6 +30,9 @@ type Config struct {
 	NewBackoff    func() backoff.BackOff
 	Drift         float64
 	Prefix        string
+
+	Replicas       int
+	ReplicaTimeout time.Duration
 }
 
 // ApplyOption is set by package mutex: it applies a mutex.Option (passed as
@@ -66,6 +69,12 @@ func (c *Config) validate() error {
 	}
 	if c.NewBackoff == nil {
 		return fmt.Errorf("%w: backoff: the factory must not be nil", ErrInvalid)
+	}
+	if c.Replicas < 0 {
+		return fmt.Errorf("%w: replicas %d: must not be negative", ErrInvalid, c.Replicas)
+	}
+	if c.Replicas > 0 && (c.ReplicaTimeout <= 0 || c.ReplicaTimeout >= c.TTL) {
+		return fmt.Errorf("%w: replica timeout %v: must be positive and shorter than the TTL %v", ErrInvalid, c.ReplicaTimeout, c.TTL)
 	}
 	if v := Validity(time.Time{}, c.TTL, c.Drift); v.Sub(time.Time{}) <= 0 {
 		return fmt.Errorf("%w: TTL %v with drift factor %v leaves no validity", ErrInvalid, c.TTL, c.Drift)
@@ -132,5 +141,6 @@ func (c *Config) Spec(client redis.UniversalClient, groups []Group) *Spec {
 		token = NewToken()
 	}
 	return &Spec{Client: client, Groups: groups, Token: token, TTL: c.TTL, RenewInterval: c.RenewInterval,
-		AutoRenew: c.AutoRenew, Drift: c.Drift, NewBackoff: c.NewBackoff}
+		AutoRenew: c.AutoRenew, Drift: c.Drift, NewBackoff: c.NewBackoff,
+		Replicas: c.Replicas, ReplicaTimeout: c.ReplicaTimeout}
 }

@@ -76,6 +76,9 @@ type Spec struct {
 	AutoRenew     bool
 	Drift         float64
 	NewBackoff    func() backoff.BackOff
+
+	Replicas       int           // WAIT for this many replicas after acquiring; 0: don't
+	ReplicaTimeout time.Duration // WAIT's timeout
 }
 
 // Names returns the lock names of s in acquisition order.

@@ -47,25 +47,23 @@ func init() {
 // for concurrent use. A Lease must not be copied.
 type Lease struct {
 	spec   *core.Spec
-	names  []string
-	fences []int64
-
-	lctx   context.Context // canceled with the lease's error when it ends
-	cancel context.CancelCauseFunc
+	fences []int64 // one per name, in acquisition order
 
 	opMu sync.Mutex // orders renew/extend/refresh so deadlines follow Redis's order
 
 	mu         sync.Mutex
+	done       chan struct{} // closed when the lease ends
 	err        error
 	validUntil time.Time
 	timer      *time.Timer
+	watchers   map[int]context.CancelCauseFunc // canceled with err when the lease ends
+	nextWatch  int
 
 	renewDone chan struct{} // closed when the renewal goroutine returns; nil without one
 }
 
 func newLease(g core.Grant) *Lease {
-	l := &Lease{spec: g.Spec, names: g.Spec.Names(), fences: g.Fences}
-	l.lctx, l.cancel = context.WithCancelCause(context.Background())
+	l := &Lease{spec: g.Spec, fences: g.Fences, done: make(chan struct{})}
 	l.mu.Lock()
 	l.validUntil = core.Validity(g.SentAt, g.PTTL, g.Spec.Drift)
 	l.timer = time.AfterFunc(time.Until(l.validUntil), l.expire)
@@ -79,10 +77,15 @@ func newLease(g core.Grant) *Lease {
 
 // Name returns the lock name; for a multi-key lease, the names in
 // acquisition order joined by ",".
-func (l *Lease) Name() string { return strings.Join(l.names, ",") }
+func (l *Lease) Name() string {
+	if g := l.spec.Groups; len(g) == 1 && len(g[0].Keys) == 1 {
+		return g[0].Keys[0].Name
+	}
+	return strings.Join(l.spec.Names(), ",")
+}
 
 // Names returns the lock names held, in acquisition order.
-func (l *Lease) Names() []string { return append([]string(nil), l.names...) }
+func (l *Lease) Names() []string { return l.spec.Names() }
 
 // Token returns the value stored in the lock keys: the mutex's custom token
 // or 128 random bits, hex-encoded.
@@ -99,9 +102,13 @@ func (l *Lease) Fence() int64 { return l.fences[0] }
 
 // FenceOf returns the fence of name, or 0 if name is not held by l.
 func (l *Lease) FenceOf(name string) int64 {
-	for i, n := range l.names {
-		if n == name {
-			return l.fences[i]
+	i := 0
+	for _, g := range l.spec.Groups {
+		for _, k := range g.Keys {
+			if k.Name == name {
+				return l.fences[i]
+			}
+			i++
 		}
 	}
 	return 0
@@ -109,7 +116,7 @@ func (l *Lease) FenceOf(name string) int64 {
 
 // Lost returns a channel that is closed when the lease ends: released,
 // expired or taken from it. The same channel is returned on every call.
-func (l *Lease) Lost() <-chan struct{} { return l.lctx.Done() }
+func (l *Lease) Lost() <-chan struct{} { return l.done }
 
 // Err returns nil while the lease is held and, once Lost is closed, why it
 // ended: ErrReleased, ErrExpired or ErrNotHeld (for a multi-key lease
@@ -136,10 +143,31 @@ func (l *Lease) ValidUntil() time.Time {
 // under the lock (an errgroup, a database call).
 func (l *Lease) Context(parent context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancelCause(parent)
-	stop := context.AfterFunc(l.lctx, func() { cancel(context.Cause(l.lctx)) })
-	return ctx, func() {
-		stop()
-		cancel(context.Canceled)
+	remove := l.onLost(cancel)
+	// Forget the watcher as soon as ctx ends for any reason.
+	context.AfterFunc(ctx, remove)
+	return ctx, func() { cancel(context.Canceled) }
+}
+
+// onLost arranges for f to be called with the lease's error when it ends (at
+// once if it already has). remove forgets f.
+func (l *Lease) onLost(f context.CancelCauseFunc) (remove func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		f(l.err)
+		return func() {}
+	}
+	if l.watchers == nil {
+		l.watchers = map[int]context.CancelCauseFunc{}
+	}
+	id := l.nextWatch
+	l.nextWatch++
+	l.watchers[id] = f
+	return func() {
+		l.mu.Lock()
+		delete(l.watchers, id)
+		l.mu.Unlock()
 	}
 }
 
@@ -156,7 +184,11 @@ func (l *Lease) loseLocked(err error) {
 	}
 	l.err = err
 	l.timer.Stop()
-	l.cancel(err)
+	close(l.done)
+	for id, f := range l.watchers {
+		f(err) // cancels a context: never calls back into l synchronously
+		delete(l.watchers, id)
+	}
 }
 
 // expire runs at the validity deadline.
@@ -197,10 +229,10 @@ func (l *Lease) prolong(sentAt time.Time, pttl time.Duration) {
 
 // notHeld builds the error for key index i (0-based, across groups) lost.
 func (l *Lease) notHeld(i int) error {
-	if len(l.names) == 1 || i < 0 || i >= len(l.names) {
+	if len(l.fences) == 1 || i < 0 || i >= len(l.fences) {
 		return ErrNotHeld
 	}
-	return fmt.Errorf("%w: %q", ErrNotHeld, l.names[i])
+	return fmt.Errorf("%w: %q", ErrNotHeld, l.spec.Names()[i])
 }
 
 // lostErr wraps the lease's error for a method called after it ended.

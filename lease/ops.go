@@ -25,7 +25,7 @@ func (l *Lease) prolongAll(ctx context.Context, s *redis.Script, ms int64) error
 	min := time.Duration(-1)
 	offset := 0
 	for _, g := range l.spec.Groups {
-		reply, err := s.Run(ctx, l.spec.Client, g.LockKeys(), l.spec.Token, ms).Result()
+		reply, err := s.Run(ctx, l.spec.Client, g.LockKeys(), l.spec.TokenArg, ms).Result()
 		if err != nil {
 			return err
 		}
@@ -76,7 +76,7 @@ func (l *Lease) inspect(ctx context.Context) (time.Duration, error) {
 	min := time.Duration(-1)
 	offset := 0
 	for _, g := range l.spec.Groups {
-		reply, err := scripts.Inspect.Run(ctx, l.spec.Client, g.LockKeys(), l.spec.Token).Result()
+		reply, err := scripts.Inspect.Run(ctx, l.spec.Client, g.LockKeys(), l.spec.TokenArg).Result()
 		if err != nil {
 			return 0, err
 		}
@@ -139,7 +139,7 @@ func (l *Lease) Release(ctx context.Context) error {
 	if prev != nil {
 		return fmt.Errorf("lease %s: release: %w", l.label(), prev)
 	}
-	missing, err := core.ReleaseGroups(ctx, l.spec.Client, l.spec.Groups, l.spec.Token)
+	missing, err := core.ReleaseGroups(ctx, l.spec.Client, l.spec.Groups, l.spec.Token, l.spec.TokenArg)
 	if err != nil {
 		return fmt.Errorf("lease %s: release: %w", l.label(), err)
 	}
@@ -205,18 +205,23 @@ func (l *Lease) Guard(ctx context.Context, fn func(pipe redis.Pipeliner) error) 
 func (l *Lease) renew() {
 	defer close(l.renewDone)
 	ttlMS := l.spec.TTL.Milliseconds()
+	// base is canceled when the lease ends, so an in-flight renewal stops
+	// waiting as far as the client honours cancellation.
+	base, cancelBase := context.WithCancelCause(context.Background())
+	defer cancelBase(nil)
+	defer l.onLost(cancelBase)()
 	t := time.NewTimer(l.spec.RenewInterval)
 	defer t.Stop()
 	for {
 		select {
-		case <-l.lctx.Done():
+		case <-l.done:
 			return
 		case <-t.C:
 		}
 		b := l.spec.NewBackoff()
 		b.Reset()
 		for {
-			ctx, cancel := context.WithDeadline(l.lctx, l.ValidUntil())
+			ctx, cancel := context.WithDeadline(base, l.ValidUntil())
 			err := l.prolongAll(ctx, scripts.Renew, ttlMS)
 			cancel()
 			if err == nil || l.Err() != nil {
@@ -231,7 +236,7 @@ func (l *Lease) renew() {
 			}
 			r := time.NewTimer(d)
 			select {
-			case <-l.lctx.Done():
+			case <-l.done:
 				r.Stop()
 				return
 			case <-r.C:

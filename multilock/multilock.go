@@ -93,15 +93,15 @@ func group(ks []keys.Key, bySlot bool) []core.Group {
 		return sorted[i].Name < sorted[j].Name
 	})
 	if !bySlot {
-		return []core.Group{{Keys: sorted}}
+		return []core.Group{core.NewGroup(sorted)}
 	}
 	var groups []core.Group
-	for i, k := range sorted {
-		if i == 0 || k.Slot != sorted[i-1].Slot {
-			groups = append(groups, core.Group{})
+	start := 0
+	for i := 1; i <= len(sorted); i++ {
+		if i == len(sorted) || sorted[i].Slot != sorted[start].Slot {
+			groups = append(groups, core.NewGroup(sorted[start:i:i]))
+			start = i
 		}
-		g := &groups[len(groups)-1]
-		g.Keys = append(g.Keys, k)
 	}
 	return groups
 }
@@ -123,7 +123,7 @@ func (ml *MultiLock) Lock(ctx context.Context) (*lease.Lease, error) {
 	if err != nil {
 		return nil, err
 	}
-	return core.NewLease(*g).(*lease.Lease), nil
+	return core.NewLease(g).(*lease.Lease), nil
 }
 
 // TryLock makes one attempt. If a name is held by another owner the error
@@ -137,5 +137,5 @@ func (ml *MultiLock) TryLock(ctx context.Context) (*lease.Lease, error) {
 		}
 		return nil, fmt.Errorf("multilock: trylock %s: %w", ml.spec().Label(), err)
 	}
-	return core.NewLease(*g).(*lease.Lease), nil
+	return core.NewLease(g).(*lease.Lease), nil
 }

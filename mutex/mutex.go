@@ -46,6 +46,7 @@ var (
 type Mutex struct {
 	client redis.UniversalClient
 	key    keys.Key
+	groups []core.Group // one group: the key; shared read-only by every acquisition
 	cfg    core.Config
 }
 
@@ -70,14 +71,14 @@ func New(client redis.UniversalClient, name string, opts ...Option) (*Mutex, err
 	if err != nil {
 		return nil, fmt.Errorf("mutex.New: %w", err)
 	}
-	return &Mutex{client: client, key: k, cfg: cfg}, nil
+	return &Mutex{client: client, key: k, groups: []core.Group{core.NewGroup([]keys.Key{k})}, cfg: cfg}, nil
 }
 
 // Name returns the lock name.
 func (m *Mutex) Name() string { return m.key.Name }
 
 func (m *Mutex) spec() *core.Spec {
-	return m.cfg.Spec(m.client, []core.Group{{Keys: []keys.Key{m.key}}})
+	return m.cfg.Spec(m.client, m.groups)
 }
 
 // Lock waits until the lock is acquired or ctx is done; ctx bounds the wait
@@ -90,7 +91,7 @@ func (m *Mutex) Lock(ctx context.Context) (*lease.Lease, error) {
 	if err != nil {
 		return nil, err
 	}
-	return core.NewLease(*g).(*lease.Lease), nil
+	return core.NewLease(g).(*lease.Lease), nil
 }
 
 // TryLock makes one attempt. If another owner holds the lock the error
@@ -103,7 +104,7 @@ func (m *Mutex) TryLock(ctx context.Context) (*lease.Lease, error) {
 		}
 		return nil, fmt.Errorf("mutex: trylock %q: %w", m.key.Name, err)
 	}
-	return core.NewLease(*g).(*lease.Lease), nil
+	return core.NewLease(g).(*lease.Lease), nil
 }
 
 // Locked reports whether anyone holds the lock (redis-py locked).

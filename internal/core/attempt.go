@@ -34,8 +34,7 @@ const cleanupTimeout = 500 * time.Millisecond
 // ctx), the groups taken so far and the failed one, which may have been
 // applied, are released before returning the error. On success the keys hold
 // s.Token.
-func (s *Spec) Try(ctx context.Context) (*Grant, error) {
-	ttlMS := s.TTL.Milliseconds()
+func (s *Spec) Try(ctx context.Context) (Grant, error) {
 	sentAt := time.Now()
 	var fences []int64
 	for gi, g := range s.Groups {
@@ -45,7 +44,7 @@ func (s *Spec) Try(ctx context.Context) (*Grant, error) {
 		if s.Replicas > 0 {
 			reply, acks, err = s.acquireReplicated(ctx, g)
 		} else {
-			reply, err = scripts.Acquire.Run(ctx, s.Client, g.acquireKeys(), s.Token, ttlMS).Result()
+			reply, err = scripts.Acquire.Run(ctx, s.Client, g.acquireKeys(), s.TokenArg, s.TTLArg).Result()
 		}
 		if err != nil {
 			if notSent(err) {
@@ -53,29 +52,29 @@ func (s *Spec) Try(ctx context.Context) (*Grant, error) {
 			} else {
 				s.cleanup(ctx, s.Groups[:gi+1]) // it may have been applied
 			}
-			return nil, err
+			return Grant{}, err
 		}
 		got, busy, pttl, err := ParseAcquire(reply, len(g.Keys))
 		if err != nil {
 			s.cleanup(ctx, s.Groups[:gi+1])
-			return nil, err
+			return Grant{}, err
 		}
 		if busy > 0 {
 			s.cleanup(ctx, s.Groups[:gi])
 			k := g.Keys[busy-1]
-			return nil, &LockedError{Name: k.Name, PTTL: pttl, key: k}
+			return Grant{}, &LockedError{Name: k.Name, PTTL: pttl, key: k}
 		}
 		if acks >= 0 && acks < int64(s.Replicas) {
 			s.cleanup(ctx, s.Groups[:gi+1])
-			return nil, notReplicated(acks, s.Replicas)
+			return Grant{}, notReplicated(acks, s.Replicas)
 		}
 		fences = append(fences, got...)
 	}
 	if !time.Now().Before(Validity(sentAt, s.TTL, s.Drift)) {
 		s.cleanup(ctx, s.Groups)
-		return nil, fmt.Errorf("%w (TTL %v)", ErrSlowReply, s.TTL)
+		return Grant{}, fmt.Errorf("%w (TTL %v)", ErrSlowReply, s.TTL)
 	}
-	return &Grant{Spec: s, Fences: fences, SentAt: sentAt, PTTL: s.TTL}, nil
+	return Grant{Spec: s, Fences: fences, SentAt: sentAt, PTTL: s.TTL}, nil
 }
 
 // notSent reports an error that proves the request never reached Redis: the
@@ -94,15 +93,16 @@ func (s *Spec) cleanup(ctx context.Context, groups []Group) {
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	_, _ = ReleaseGroups(cctx, s.Client, groups, s.Token)
+	_, _ = ReleaseGroups(cctx, s.Client, groups, s.Token, s.TokenArg)
 }
 
 // ReleaseGroups runs the release script on each group. It returns the first
 // key that no longer held token, if any; other keys are released anyway.
 // Local waiters of released keys are woken without waiting for pub/sub.
-func ReleaseGroups(ctx context.Context, c redis.UniversalClient, groups []Group, token string) (missing *keys.Key, err error) {
+// tokenArg is token boxed (see Spec.TokenArg).
+func ReleaseGroups(ctx context.Context, c redis.UniversalClient, groups []Group, token string, tokenArg any) (missing *keys.Key, err error) {
 	for _, g := range groups {
-		reply, rerr := scripts.Release.Run(ctx, c, g.LockKeys(), g.releaseArgs(token)...).Result()
+		reply, rerr := scripts.Release.Run(ctx, c, g.LockKeys(), g.releaseArgs(tokenArg)...).Result()
 		if rerr != nil {
 			if err == nil {
 				err = rerr

@@ -33,6 +33,8 @@ type Config struct {
 
 	Replicas       int
 	ReplicaTimeout time.Duration
+
+	ttlArg any // TTL in ms, boxed once
 }
 
 // ApplyOption is set by package mutex: it applies a mutex.Option (passed as
@@ -79,6 +81,7 @@ func (c *Config) validate() error {
 	if v := Validity(time.Time{}, c.TTL, c.Drift); v.Sub(time.Time{}) <= 0 {
 		return fmt.Errorf("%w: TTL %v with drift factor %v leaves no validity", ErrInvalid, c.TTL, c.Drift)
 	}
+	c.ttlArg = c.TTL.Milliseconds()
 	return nil
 }
 
@@ -99,10 +102,10 @@ func DefaultBackoff() backoff.BackOff {
 // NewToken returns 128 random bits from crypto/rand, hex-encoded.
 func NewToken() string {
 	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("redlease: crypto/rand failed: " + err.Error()) // documented never to fail on supported platforms
-	}
-	return hex.EncodeToString(b[:])
+	var h [32]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms (Go 1.24+)
+	hex.Encode(h[:], b[:])
+	return string(h[:])
 }
 
 // CheckClient refuses a nil client, including a typed nil pointer.
@@ -141,6 +144,6 @@ func (c *Config) Spec(client redis.UniversalClient, groups []Group) *Spec {
 		token = NewToken()
 	}
 	return &Spec{Client: client, Groups: groups, Token: token, TTL: c.TTL, RenewInterval: c.RenewInterval,
-		AutoRenew: c.AutoRenew, Drift: c.Drift, NewBackoff: c.NewBackoff,
+		AutoRenew: c.AutoRenew, Drift: c.Drift, NewBackoff: c.NewBackoff, TokenArg: token, TTLArg: c.ttlArg,
 		Replicas: c.Replicas, ReplicaTimeout: c.ReplicaTimeout}
 }

@@ -31,38 +31,39 @@ const Margin = 5 * time.Millisecond
 const MinTTL = 10 * time.Millisecond
 
 // Group is a set of lock keys in one hash slot, taken, renewed and released
-// by one script call.
+// by one script call. Build it with NewGroup; it is read-only afterwards and
+// shared by every acquisition of its lock.
 type Group struct {
 	Keys []keys.Key
+
+	lock     []string // KEYS of release, renew, extend, refresh, inspect
+	acquire  []string // KEYS of acquire: lock keys, then fence keys
+	wakeArgs []any    // ARGV[2..] of release
 }
 
-// LockKeys returns the lock keys of g.
-func (g Group) LockKeys() []string {
-	out := make([]string, len(g.Keys))
-	for i, k := range g.Keys {
-		out[i] = k.Lock
+// NewGroup precomputes the script arguments of ks.
+func NewGroup(ks []keys.Key) Group {
+	g := Group{Keys: ks, lock: make([]string, len(ks)), acquire: make([]string, 0, 2*len(ks)), wakeArgs: make([]any, len(ks))}
+	for i, k := range ks {
+		g.lock[i] = k.Lock
+		g.wakeArgs[i] = k.Wake
 	}
-	return out
+	g.acquire = append(g.acquire, g.lock...)
+	for _, k := range ks {
+		g.acquire = append(g.acquire, k.Fence)
+	}
+	return g
 }
 
-func (g Group) acquireKeys() []string {
-	out := make([]string, 0, 2*len(g.Keys))
-	for _, k := range g.Keys {
-		out = append(out, k.Lock)
-	}
-	for _, k := range g.Keys {
-		out = append(out, k.Fence)
-	}
-	return out
-}
+// LockKeys returns the lock keys of g. The slice must not be modified.
+func (g Group) LockKeys() []string { return g.lock }
 
-func (g Group) releaseArgs(token string) []any {
-	out := make([]any, 0, 1+len(g.Keys))
+func (g Group) acquireKeys() []string { return g.acquire }
+
+func (g Group) releaseArgs(token any) []any {
+	out := make([]any, 0, 1+len(g.wakeArgs))
 	out = append(out, token)
-	for _, k := range g.Keys {
-		out = append(out, k.Wake)
-	}
-	return out
+	return append(out, g.wakeArgs...)
 }
 
 // Spec is what an acquisition takes: the groups in acquisition order, the
@@ -76,6 +77,8 @@ type Spec struct {
 	AutoRenew     bool
 	Drift         float64
 	NewBackoff    func() backoff.BackOff
+
+	TokenArg, TTLArg any // Token and TTL in ms, boxed once for script calls
 
 	Replicas       int           // WAIT for this many replicas after acquiring; 0: don't
 	ReplicaTimeout time.Duration // WAIT's timeout

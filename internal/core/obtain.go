@@ -23,7 +23,7 @@ import (
 // When ctx ends, the error satisfies errors.Is(err, ctx.Err()) and carries the
 // last reason the lock was not obtained (ErrLocked or a Redis error); no key
 // stays held. A backoff that returns backoff.Stop ends the wait the same way.
-func Obtain(ctx context.Context, s *Spec) (*Grant, error) {
+func Obtain(ctx context.Context, s *Spec) (Grant, error) {
 	first := s.Groups[0].Keys[0]
 	var last error
 	if !wake.Queued(s.Client, first.Wake) {
@@ -33,7 +33,7 @@ func Obtain(ctx context.Context, s *Spec) (*Grant, error) {
 		}
 		last = keep(last, err)
 		if ctx.Err() != nil {
-			return nil, s.waitErr(ctx.Err(), last)
+			return Grant{}, s.waitErr(ctx.Err(), last)
 		}
 	}
 	k := first
@@ -48,7 +48,7 @@ func Obtain(ctx context.Context, s *Spec) (*Grant, error) {
 	select {
 	case <-w.Turn():
 	case <-ctx.Done():
-		return nil, s.waitErr(ctx.Err(), last)
+		return Grant{}, s.waitErr(ctx.Err(), last)
 	}
 	b := s.NewBackoff()
 	b.Reset()
@@ -62,7 +62,7 @@ func Obtain(ctx context.Context, s *Spec) (*Grant, error) {
 			}
 			last = keep(last, err)
 			if ctx.Err() != nil {
-				return nil, s.waitErr(ctx.Err(), last)
+				return Grant{}, s.waitErr(ctx.Err(), last)
 			}
 			le = nil
 			if errors.As(err, &le) && le.key.Wake != k.Wake {
@@ -73,14 +73,14 @@ func Obtain(ctx context.Context, s *Spec) (*Grant, error) {
 				select {
 				case <-w.Turn():
 				case <-ctx.Done():
-					return nil, s.waitErr(ctx.Err(), last)
+					return Grant{}, s.waitErr(ctx.Err(), last)
 				}
 			}
 		}
 		attempt = true
 		sleep := b.NextBackOff()
 		if sleep == backoff.Stop {
-			return nil, fmt.Errorf("mutex: lock %s: backoff gave up: %w", s.Label(), last)
+			return Grant{}, fmt.Errorf("mutex: lock %s: backoff gave up: %w", s.Label(), last)
 		}
 		le = nil
 		if errors.As(last, &le) {
@@ -98,7 +98,7 @@ func Obtain(ctx context.Context, s *Spec) (*Grant, error) {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return nil, s.waitErr(ctx.Err(), last)
+			return Grant{}, s.waitErr(ctx.Err(), last)
 		}
 		t.Stop()
 	}

@@ -30,7 +30,7 @@ func (s *Spec) acquireReplicated(ctx context.Context, g Group) (any, int64, erro
 	}
 	for try := 0; ; try++ {
 		pipe := node.Pipeline()
-		ev := pipe.EvalSha(ctx, scripts.Acquire.Hash(), g.acquireKeys(), s.Token, s.TTL.Milliseconds())
+		ev := pipe.EvalSha(ctx, scripts.Acquire.Hash(), g.acquireKeys(), s.TokenArg, s.TTLArg)
 		wait := pipe.Do(ctx, "wait", s.Replicas, s.ReplicaTimeout.Milliseconds())
 		_, _ = pipe.Exec(ctx)
 		if err := ev.Err(); redis.HasErrorPrefix(err, "NOSCRIPT") && try == 0 {

@@ -14,9 +14,10 @@ type sub struct {
 	h     *hub
 	shard int
 
-	mu      sync.Mutex
+	// Set by open before opened is closed; read-only afterwards.
 	ps      *redis.PubSub
 	sharded bool
+	opened  chan struct{}
 
 	closing chan struct{}
 	done    chan struct{}
@@ -30,27 +31,30 @@ func (s *sub) open(ctx context.Context, channel string) {
 	c := s.h.client
 	// SPUBLISH to a channel nobody listens to costs nothing and tells whether
 	// the server knows sharded pub/sub.
-	err := c.Do(ctx, "spublish", channel, "").Err()
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), confirmWait)
+	err := c.Do(pctx, "spublish", channel, "").Err()
+	cancel()
 	s.sharded = !isUnknownCommand(err)
 	if s.sharded {
 		s.ps = c.SSubscribe(ctx, channel)
 	} else {
 		s.ps = c.Subscribe(ctx, channel)
 	}
+	close(s.opened)
 	go s.read()
 }
 
+// add subscribes to one more channel once the connection is open.
 func (s *sub) add(ctx context.Context, channel string) {
-	s.mu.Lock()
-	ps, sharded := s.ps, s.sharded
-	s.mu.Unlock()
-	if ps == nil {
+	select {
+	case <-s.opened:
+	case <-ctx.Done():
 		return
 	}
-	if sharded {
-		_ = ps.SSubscribe(ctx, channel)
+	if s.sharded {
+		_ = s.ps.SSubscribe(ctx, channel)
 	} else {
-		_ = ps.Subscribe(ctx, channel)
+		_ = s.ps.Subscribe(ctx, channel)
 	}
 }
 

@@ -284,15 +284,16 @@ func (h *hub) drop(q *queue) {
 	if s != nil && last {
 		delete(h.subs, q.shard)
 	}
+	if s != nil && !last {
+		// Still under h.mu: a Join that re-creates this channel's queue
+		// subscribes after this, never before.
+		s.unsubscribe(q.channel)
+	}
 	empty := len(h.queues) == 0
 	h.mu.Unlock()
 
-	if s != nil {
-		if last {
-			s.close()
-		} else {
-			s.unsubscribe(q.channel)
-		}
+	if s != nil && last {
+		s.close()
 	}
 	if empty {
 		registryMu.Lock()
@@ -311,7 +312,7 @@ func (h *hub) subscribe(ctx context.Context, q *queue) {
 	h.mu.Lock()
 	s := h.subs[q.shard]
 	if s == nil {
-		s = &sub{h: h, shard: q.shard, closing: make(chan struct{}), done: make(chan struct{})}
+		s = &sub{h: h, shard: q.shard, opened: make(chan struct{}), closing: make(chan struct{}), done: make(chan struct{})}
 		h.subs[q.shard] = s
 		h.mu.Unlock()
 		s.open(ctx, q.channel)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 
@@ -19,7 +21,8 @@ var ErrNotReplicated = errors.New("mutex: not acknowledged by enough replicas")
 // It returns the script's reply and the number of replicas that acknowledged.
 func (s *Spec) acquireReplicated(ctx context.Context, g Group) (any, int64, error) {
 	var node redis.Cmdable = s.Client
-	if cc, ok := s.Client.(*redis.ClusterClient); ok {
+	cc, cluster := s.Client.(*redis.ClusterClient)
+	if cluster {
 		// WAIT counts the acks of this connection's writes, so it must go to
 		// the master of the group's slot on the same connection.
 		c, err := cc.MasterForKey(ctx, g.Keys[0].Lock)
@@ -28,19 +31,39 @@ func (s *Spec) acquireReplicated(ctx context.Context, g Group) (any, int64, erro
 		}
 		node = c
 	}
-	for try := 0; ; try++ {
+	asking, loaded := false, false
+	for redirects := 0; ; {
 		pipe := node.Pipeline()
+		if asking {
+			pipe.Do(ctx, "asking")
+		}
 		ev := pipe.EvalSha(ctx, scripts.Acquire.Hash(), g.acquireKeys(), s.TokenArg, s.TTLArg)
 		wait := pipe.Do(ctx, "wait", s.Replicas, s.ReplicaTimeout.Milliseconds())
 		_, _ = pipe.Exec(ctx)
-		if err := ev.Err(); redis.HasErrorPrefix(err, "NOSCRIPT") && try == 0 {
+		err := ev.Err()
+		if kind, addr, ok := redirect(err); ok && cluster && redirects < 5 {
+			// The pipeline goes to one node and does not follow
+			// redirections itself: the script did not run; go where told.
+			redirects++
+			if kind == "MOVED" {
+				cc.ReloadState(ctx)
+			}
+			n, nerr := nodeByAddr(ctx, cc, addr)
+			if nerr != nil {
+				return nil, 0, nerr
+			}
+			node, asking = n, kind == "ASK"
+			continue
+		}
+		if redis.HasErrorPrefix(err, "NOSCRIPT") && !loaded {
 			// Inside a pipeline EVALSHA cannot fall back to EVAL: load and retry.
+			loaded = true
 			if err := scripts.Acquire.Load(ctx, node).Err(); err != nil {
 				return nil, 0, err
 			}
 			continue
 		}
-		if err := ev.Err(); err != nil {
+		if err != nil {
 			return nil, 0, err
 		}
 		acks, err := wait.Int64()
@@ -49,6 +72,36 @@ func (s *Spec) acquireReplicated(ctx context.Context, g Group) (any, int64, erro
 		}
 		return ev.Val(), acks, nil
 	}
+}
+
+// redirect parses a MOVED or ASK error: "MOVED 3999 127.0.0.1:6381".
+func redirect(err error) (kind, addr string, ok bool) {
+	if err == nil {
+		return "", "", false
+	}
+	f := strings.Fields(err.Error())
+	if len(f) != 3 || (f[0] != "MOVED" && f[0] != "ASK") {
+		return "", "", false
+	}
+	return f[0], f[2], true
+}
+
+// nodeByAddr returns the cluster node client for addr.
+func nodeByAddr(ctx context.Context, cc *redis.ClusterClient, addr string) (*redis.Client, error) {
+	var mu sync.Mutex
+	var found *redis.Client
+	_ = cc.ForEachShard(ctx, func(ctx context.Context, c *redis.Client) error {
+		if c.Options().Addr == addr {
+			mu.Lock()
+			found = c
+			mu.Unlock()
+		}
+		return nil
+	})
+	if found == nil {
+		return nil, fmt.Errorf("redirected to %s, which is not a known cluster node", addr)
+	}
+	return found, nil
 }
 
 func notReplicated(acks int64, want int) error {

@@ -2,6 +2,7 @@ package wake
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,7 +15,9 @@ type sub struct {
 	h     *hub
 	shard int
 
-	// Set by open before opened is closed; read-only afterwards.
+	// Set by open before opened is closed; sharded is read-only afterwards,
+	// ps is replaced (under mu) when the shard's slot moves.
+	mu      sync.Mutex
 	ps      *redis.PubSub
 	sharded bool
 	opened  chan struct{}
@@ -51,29 +54,75 @@ func (s *sub) add(ctx context.Context, channel string) {
 	case <-ctx.Done():
 		return
 	}
+	ps := s.current()
 	if s.sharded {
-		_ = s.ps.SSubscribe(ctx, channel)
+		_ = ps.SSubscribe(ctx, channel)
 	} else {
-		_ = s.ps.Subscribe(ctx, channel)
+		_ = ps.Subscribe(ctx, channel)
 	}
+}
+
+func (s *sub) current() *redis.PubSub {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ps
 }
 
 func (s *sub) unsubscribe(channel string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
+	ps := s.current()
 	if s.sharded {
-		_ = s.ps.SUnsubscribe(ctx, channel)
+		_ = ps.SUnsubscribe(ctx, channel)
 	} else {
-		_ = s.ps.Unsubscribe(ctx, channel)
+		_ = ps.Unsubscribe(ctx, channel)
 	}
 }
 
 func (s *sub) close() {
 	s.once.Do(func() {
+		s.mu.Lock()
 		close(s.closing)
-		_ = s.ps.Close()
+		ps := s.ps
+		s.mu.Unlock()
+		_ = ps.Close()
 	})
 	<-s.done
+}
+
+// rebind replaces the subscription after the server dropped it or refused it
+// with a redirection: on Redis Cluster the shard's slot moved to another
+// master. The new connection is routed by the client's refreshed slot map;
+// heads are woken since a release may have been missed meanwhile.
+func (s *sub) rebind() {
+	if cc, ok := s.h.client.(*redis.ClusterClient); ok {
+		cc.ReloadState(context.Background())
+	}
+	t := time.NewTimer(50 * time.Millisecond) // let the slot map reload
+	select {
+	case <-s.closing:
+		t.Stop()
+		return
+	case <-t.C:
+	}
+	channels := s.h.channelsOf(s.shard)
+	if len(channels) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), confirmWait)
+	defer cancel()
+	s.mu.Lock()
+	select {
+	case <-s.closing:
+		s.mu.Unlock()
+		return
+	default:
+	}
+	old := s.ps
+	s.ps = s.h.client.SSubscribe(ctx, channels...)
+	s.mu.Unlock()
+	_ = old.Close()
+	s.h.reconnected(s.shard)
 }
 
 func (s *sub) read() {
@@ -81,12 +130,16 @@ func (s *sub) read() {
 	pause := 10 * time.Millisecond
 	failed := false
 	for {
-		msg, err := s.ps.Receive(context.Background())
+		msg, err := s.current().Receive(context.Background())
 		if err != nil {
 			select {
 			case <-s.closing:
 				return
 			default:
+			}
+			if s.sharded && isRedirect(err) {
+				s.rebind()
+				continue
 			}
 			// go-redis reconnects and resubscribes on the next Receive;
 			// pause so a server that is down is not hammered.
@@ -108,13 +161,26 @@ func (s *sub) read() {
 		case *redis.Message:
 			s.h.deliver(m.Channel, m.Payload)
 		case *redis.Subscription:
-			if m.Kind == "subscribe" || m.Kind == "ssubscribe" {
+			switch m.Kind {
+			case "subscribe", "ssubscribe":
 				s.h.confirmed(m.Channel)
 				if failed {
 					failed = false
 					s.h.reconnected(s.shard)
 				}
+			case "sunsubscribe":
+				// Unasked for while waiters still queue: the server gave the
+				// channel's slot away (Redis Cluster resharding or failover).
+				if s.h.wants(s, m.Channel) {
+					s.rebind()
+				}
 			}
 		}
 	}
+}
+
+// isRedirect reports a MOVED or ASK reply.
+func isRedirect(err error) bool {
+	msg := err.Error()
+	return strings.HasPrefix(msg, "MOVED ") || strings.HasPrefix(msg, "ASK ")
 }

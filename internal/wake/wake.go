@@ -343,3 +343,24 @@ func QueueLen(client redis.UniversalClient, channel string) int {
 	}
 	return 0
 }
+
+// wants reports whether channel still has a queue that s should serve: an
+// unsubscription of it was not ours.
+func (h *hub) wants(s *sub, channel string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.queues[channel] != nil && h.subs[s.shard] == s
+}
+
+// channelsOf lists the channels with a queue in shard.
+func (h *hub) channelsOf(shard int) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for ch, q := range h.queues {
+		if q.shard == shard {
+			out = append(out, ch)
+		}
+	}
+	return out
+}

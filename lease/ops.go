@@ -134,7 +134,10 @@ func (l *Lease) Release(ctx context.Context) error {
 	l.loseLocked(ErrReleased)
 	l.mu.Unlock()
 	if l.renewDone != nil {
-		<-l.renewDone
+		// The renewer has been told to stop (Lost is closed); wait for it
+		// after the release is sent, so the two overlap. A renewal still in
+		// flight is harmless: the scripts only touch keys holding the token.
+		defer func() { <-l.renewDone }()
 	}
 	if prev != nil {
 		return fmt.Errorf("lease %s: release: %w", l.label(), prev)

@@ -102,6 +102,9 @@ func (s *Spec) cleanup(ctx context.Context, groups []Group) {
 // tokenArg is token boxed (see Spec.TokenArg).
 func ReleaseGroups(ctx context.Context, c redis.UniversalClient, groups []Group, token string, tokenArg any) (missing *keys.Key, err error) {
 	for _, g := range groups {
+		for _, k := range g.Keys {
+			wake.Expect(c, k.Wake, token)
+		}
 		reply, rerr := scripts.Release.Run(ctx, c, g.LockKeys(), g.releaseArgs(tokenArg)...).Result()
 		if rerr != nil {
 			if err == nil {
@@ -119,7 +122,7 @@ func ReleaseGroups(ctx context.Context, c redis.UniversalClient, groups []Group,
 		if released > 0 {
 			for i, k := range g.Keys {
 				if first == 0 || int64(i+1) != first {
-					wake.Released(c, k.Wake, token)
+					wake.Released(c, k.Wake)
 				}
 			}
 		}

@@ -26,8 +26,7 @@ import (
 )
 
 // TestClusterLocks runs the correctness checks on one real cluster of three
-// masters with a replica each. The resharding subtest moves a slot, so it
-// runs last.
+// masters with a replica each. The subtests that move slots run last.
 func TestClusterLocks(t *testing.T) {
 	c := redistest.StartCluster(t, 3, 1)
 	t.Run("MutexOnEveryMaster", func(t *testing.T) { testMutexOnEveryMaster(t, c) })
@@ -36,6 +35,8 @@ func TestClusterLocks(t *testing.T) {
 	t.Run("MultiLockOppositeOrder", func(t *testing.T) { testMultiLockOppositeOrder(t, c) })
 	t.Run("MultiLockPartialFailure", func(t *testing.T) { testMultiLockPartialFailure(t, c) })
 	t.Run("ReshardWhileHeld", func(t *testing.T) { testReshardWhileHeld(t, c) })
+	t.Run("ReplicasFollowRedirects", func(t *testing.T) { testReplicasFollowRedirects(t, c) })
+	t.Run("WakeUpFollowsSlotMove", func(t *testing.T) { testWakeUpFollowsSlotMove(t, c) })
 }
 
 // flatten returns the names of byMaster, masters in address order.

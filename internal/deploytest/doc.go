@@ -9,7 +9,11 @@
 // exclusivity over names in different slots, freedom from deadlock and
 // all-or-nothing failure, and a slot migrated (MIGRATING/IMPORTING, MIGRATE,
 // SETSLOT NODE) under a held, auto-renewed lease, whose renewals must follow
-// the ASK and MOVED redirections.
+// the ASK and MOVED redirections. Two more slot moves are regression tests:
+// a mutex.WithReplicas acquisition through a client with a stale slot map
+// must follow ASK and MOVED, and a waiter's sharded subscription, dropped by
+// the old owner, must be re-established on the new one so that a release
+// there wakes it at once.
 //
 // The failover trials open the hole of asynchronous replication on purpose:
 // the master's replicas are frozen (SIGSTOP), locks are acquired, the master

@@ -199,8 +199,19 @@ func clusterNames(t testing.TB, cc *redis.ClusterClient, prefix string, perMaste
 }
 
 // replicasOf returns the nodes among candidates that master lists as its
-// replicas in INFO replication.
+// replicas in INFO replication, failing if there is none.
 func replicasOf(t testing.TB, master *redistest.Node, candidates []*redistest.Node) []*redistest.Node {
+	t.Helper()
+	out := liveReplicas(t, master, candidates)
+	if len(out) == 0 {
+		t.Fatalf("master %s has no live replica", master.Addr)
+	}
+	return out
+}
+
+// liveReplicas returns the live nodes among candidates that master lists as
+// its replicas in INFO replication.
+func liveReplicas(t testing.TB, master *redistest.Node, candidates []*redistest.Node) []*redistest.Node {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -226,9 +237,6 @@ func replicasOf(t testing.TB, master *redistest.Node, candidates []*redistest.No
 		if ports[n.Port] && n.Alive() {
 			out = append(out, n)
 		}
-	}
-	if len(out) == 0 {
-		t.Fatalf("master %s has no live replica", master.Addr)
 	}
 	return out
 }

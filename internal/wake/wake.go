@@ -43,8 +43,20 @@ type hub struct {
 	mu      sync.Mutex
 	queues  map[string]*queue // by channel
 	subs    map[int]*sub      // by shard: hash slot on Cluster, 0 elsewhere
-	ignored map[string]time.Time
+
+	// Wake-ups announced by a local release: its pub/sub message is dropped
+	// when it arrives (the head was woken directly). Entries whose message
+	// never comes expire after ignoreTTL, oldest first.
+	ignored     map[string]time.Time
+	ignoreOrder []ignoreEntry
 }
+
+type ignoreEntry struct {
+	key string
+	at  time.Time
+}
+
+const ignoreTTL = 10 * time.Second
 
 type queue struct {
 	channel string
@@ -177,10 +189,11 @@ func (w *Waiter) signal() {
 	}
 }
 
-// Released tells the local waiters of channel that this process has just
-// released the lock with token: the head is woken at once, without waiting
-// for the pub/sub message, which is then ignored when it arrives.
-func Released(client redis.UniversalClient, channel, token string) {
+// Expect is called before a local release of channel's lock with token is
+// sent: the pub/sub message it publishes will be ignored here, because
+// Released wakes the local head directly. Recording it before the release
+// goes out means the message cannot overtake the record.
+func Expect(client redis.UniversalClient, channel, token string) {
 	registryMu.Lock()
 	h := registry[client]
 	registryMu.Unlock()
@@ -191,16 +204,36 @@ func Released(client redis.UniversalClient, channel, token string) {
 	defer h.mu.Unlock()
 	q := h.queues[channel]
 	if q == nil || len(q.waiters) == 0 {
-		return
+		return // nobody to wake; a waiter joining now may get one spare wake-up
 	}
 	now := time.Now()
-	for t, at := range h.ignored {
-		if now.Sub(at) > time.Minute {
-			delete(h.ignored, t)
+	for len(h.ignoreOrder) > 0 && now.Sub(h.ignoreOrder[0].at) > ignoreTTL {
+		e := h.ignoreOrder[0]
+		h.ignoreOrder = h.ignoreOrder[1:]
+		if at, ok := h.ignored[e.key]; ok && at.Equal(e.at) {
+			delete(h.ignored, e.key)
 		}
 	}
-	h.ignored[channel+"\x00"+token] = now
-	q.waiters[0].signal()
+	key := channel + "\x00" + token
+	h.ignored[key] = now
+	h.ignoreOrder = append(h.ignoreOrder, ignoreEntry{key, now})
+}
+
+// Released tells the local waiters of channel that this process has just
+// released the lock: the head is woken at once, without waiting for the
+// pub/sub message (see Expect).
+func Released(client redis.UniversalClient, channel string) {
+	registryMu.Lock()
+	h := registry[client]
+	registryMu.Unlock()
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if q := h.queues[channel]; q != nil && len(q.waiters) > 0 {
+		q.waiters[0].signal()
+	}
 }
 
 // lockedHub returns client's hub, creating it if needed, with h.mu held. The

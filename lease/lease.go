@@ -1,5 +1,5 @@
 // Package lease is a held Redis lock: its fencing token, its validity, the
-// goroutine that keeps it alive and the channel that says when it ends.
+// renewer that keeps it alive and the channel that says when it ends.
 //
 // A Lease is obtained from mutex.Mutex or multilock.MultiLock. It mirrors
 // context.Context: Lost returns a channel that is closed the moment the lock
@@ -59,7 +59,8 @@ type Lease struct {
 	watchers   map[int]context.CancelCauseFunc // canceled with err when the lease ends
 	nextWatch  int
 
-	renewDone chan struct{} // closed when the renewal goroutine returns; nil without one
+	renewTimer *time.Timer    // runs renewRound every renew interval; nil without auto-renewal
+	renewing   sync.WaitGroup // a renewal round in flight
 }
 
 func newLease(g core.Grant) *Lease {
@@ -69,8 +70,9 @@ func newLease(g core.Grant) *Lease {
 	l.timer = time.AfterFunc(time.Until(l.validUntil), l.expire)
 	l.mu.Unlock()
 	if g.Spec.AutoRenew {
-		l.renewDone = make(chan struct{})
-		go l.renew()
+		l.mu.Lock()
+		l.renewTimer = time.AfterFunc(g.Spec.RenewInterval, l.renewRound)
+		l.mu.Unlock()
 	}
 	return l
 }
@@ -184,6 +186,9 @@ func (l *Lease) loseLocked(err error) {
 	}
 	l.err = err
 	l.timer.Stop()
+	if l.renewTimer != nil {
+		l.renewTimer.Stop()
+	}
 	close(l.done)
 	for id, f := range l.watchers {
 		f(err) // cancels a context: never calls back into l synchronously

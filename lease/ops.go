@@ -15,7 +15,7 @@ import (
 // prolongAll runs a TTL-changing script (renew, extend, refresh) on every
 // group with argument ms and records the smallest resulting TTL. A key that
 // no longer holds the token ends the lease with ErrNotHeld.
-func (l *Lease) prolongAll(ctx context.Context, s *redis.Script, ms int64) error {
+func (l *Lease) prolongAll(ctx context.Context, s *redis.Script, ms any) error {
 	l.opMu.Lock()
 	defer l.opMu.Unlock()
 	if err := l.lostErr("renew"); err != nil {
@@ -121,8 +121,8 @@ func (l *Lease) TTL(ctx context.Context) (time.Duration, error) {
 	return l.inspect(ctx)
 }
 
-// Release ends the lease: Lost is closed with ErrReleased and the renewal
-// goroutine has stopped before Release returns, whatever Redis answers. Then
+// Release ends the lease: Lost is closed with ErrReleased and the renewer
+// has stopped before Release returns, whatever Redis answers. Then
 // the key(s) still holding the token are deleted and waiters are woken.
 // Release of a lease that already ended (a second Release, an expired or
 // taken lease) deletes nothing and returns an error wrapping the lease's
@@ -133,12 +133,10 @@ func (l *Lease) Release(ctx context.Context) error {
 	prev := l.err
 	l.loseLocked(ErrReleased)
 	l.mu.Unlock()
-	if l.renewDone != nil {
-		// The renewer has been told to stop (Lost is closed); wait for it
-		// after the release is sent, so the two overlap. A renewal still in
-		// flight is harmless: the scripts only touch keys holding the token.
-		defer func() { <-l.renewDone }()
-	}
+	// The renewal timer is stopped (Lost is closed); a round in flight is
+	// waited for after the release is sent, so the two overlap. It is
+	// harmless meanwhile: the scripts only touch keys holding the token.
+	defer l.renewing.Wait()
 	if prev != nil {
 		return fmt.Errorf("lease %s: release: %w", l.label(), prev)
 	}
@@ -202,52 +200,52 @@ func (l *Lease) Guard(ctx context.Context, fn func(pipe redis.Pipeliner) error) 
 	}
 }
 
-// renew is the renewal goroutine: every renew interval it resets the TTL,
-// retrying failures with backoff until the validity deadline. It returns when
-// the lease ends.
-func (l *Lease) renew() {
-	defer close(l.renewDone)
-	ttlMS := l.spec.TTL.Milliseconds()
-	// base is canceled when the lease ends, so an in-flight renewal stops
+// renewRound is one renewal, run by the lease's renewal timer in the
+// timer's goroutine: it resets the TTL, retrying failures with backoff until
+// the validity deadline, then re-arms the timer. Between rounds a lease owns
+// no goroutine; Release stops the timer and waits for a round in flight.
+func (l *Lease) renewRound() {
+	l.mu.Lock()
+	if l.err != nil {
+		l.mu.Unlock()
+		return
+	}
+	l.renewing.Add(1) // under l.mu, before any Release can Wait
+	l.mu.Unlock()
+	defer l.renewing.Done()
+
+	// base is canceled when the lease ends, so a renewal in flight stops
 	// waiting as far as the client honours cancellation.
 	base, cancelBase := context.WithCancelCause(context.Background())
 	defer cancelBase(nil)
 	defer l.onLost(cancelBase)()
-	t := time.NewTimer(l.spec.RenewInterval)
-	defer t.Stop()
+	b := l.spec.NewBackoff()
+	b.Reset()
 	for {
+		ctx, cancel := context.WithDeadline(base, l.ValidUntil())
+		err := l.prolongAll(ctx, scripts.Renew, l.spec.TTLArg)
+		cancel()
+		if err == nil || l.Err() != nil {
+			break
+		}
+		d := b.NextBackOff()
+		if d < 0 || d > l.spec.RenewInterval {
+			d = l.spec.RenewInterval / 4
+		}
+		if rem := time.Until(l.ValidUntil()); d > rem {
+			d = rem
+		}
+		r := time.NewTimer(d)
 		select {
 		case <-l.done:
+			r.Stop()
 			return
-		case <-t.C:
+		case <-r.C:
 		}
-		b := l.spec.NewBackoff()
-		b.Reset()
-		for {
-			ctx, cancel := context.WithDeadline(base, l.ValidUntil())
-			err := l.prolongAll(ctx, scripts.Renew, ttlMS)
-			cancel()
-			if err == nil || l.Err() != nil {
-				break
-			}
-			d := b.NextBackOff()
-			if d < 0 || d > l.spec.RenewInterval {
-				d = l.spec.RenewInterval / 4
-			}
-			if rem := time.Until(l.ValidUntil()); d > rem {
-				d = rem
-			}
-			r := time.NewTimer(d)
-			select {
-			case <-l.done:
-				r.Stop()
-				return
-			case <-r.C:
-			}
-		}
-		if l.Err() != nil {
-			return
-		}
-		t.Reset(l.spec.RenewInterval)
 	}
+	l.mu.Lock()
+	if l.err == nil {
+		l.renewTimer.Reset(l.spec.RenewInterval)
+	}
+	l.mu.Unlock()
 }

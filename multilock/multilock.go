@@ -114,7 +114,7 @@ func (ml *MultiLock) spec() *core.Spec { return ml.cfg.Spec(ml.client, ml.groups
 
 // Lock waits until every name is held or ctx is done; ctx bounds the wait
 // only. Releases of any key it waits for wake it. On success one Lease holds
-// all names: one renewal goroutine, Lost closing when any key is lost (Err
+// all names: one renewer, Lost closing when any key is lost (Err
 // names it), Release, Extend and Refresh applying to all, and FenceOf giving
 // each name's fence. When ctx ends first the error satisfies
 // errors.Is(err, ctx.Err()) and none of the keys stays held.

@@ -30,7 +30,9 @@ func WithTTL(ttl time.Duration) Option {
 	return optionFunc(func(c *core.Config) { c.TTL = ttl })
 }
 
-// WithAutoRenew turns the lease's renewal goroutine on or off. Without it the
+// WithAutoRenew turns the lease's renewer on or off. The renewer runs on a
+// timer every renew interval (a goroutine only while a renewal is in flight)
+// and retries failures with backoff until the lease's deadline. Without it the
 // lease ends with ErrExpired at its deadline unless Extend or Refresh moves
 // it. The default is true.
 func WithAutoRenew(on bool) Option {

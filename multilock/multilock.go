@@ -47,13 +47,7 @@ func New(client redis.UniversalClient, names []string, opts ...mutex.Option) (*M
 	if len(names) == 0 {
 		return nil, fmt.Errorf("multilock.New: %w: names %q: need at least one name", mutex.ErrInvalid, names)
 	}
-	anyOpts := make([]any, len(opts))
-	for i, o := range opts {
-		if o != nil {
-			anyOpts[i] = o
-		}
-	}
-	cfg, err := core.NewConfig(anyOpts)
+	cfg, err := core.NewConfig(opts)
 	if err != nil {
 		return nil, fmt.Errorf("multilock.New: %w", err)
 	}

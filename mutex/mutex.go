@@ -57,13 +57,7 @@ func New(client redis.UniversalClient, name string, opts ...Option) (*Mutex, err
 	if err := core.CheckClient(client); err != nil {
 		return nil, fmt.Errorf("mutex.New: %w", err)
 	}
-	anyOpts := make([]any, len(opts))
-	for i, o := range opts {
-		if o != nil {
-			anyOpts[i] = o
-		}
-	}
-	cfg, err := core.NewConfig(anyOpts)
+	cfg, err := core.NewConfig(opts)
 	if err != nil {
 		return nil, fmt.Errorf("mutex.New(%q): %w", name, err)
 	}

@@ -41,11 +41,12 @@ type Config struct {
 // any so that core does not import mutex) to c.
 var ApplyOption func(opt any, c *Config)
 
-// NewConfig applies opts over the defaults and validates the result.
-func NewConfig(opts []any) (Config, error) {
+// NewConfig applies opts (mutex.Option values) over the defaults and
+// validates the result.
+func NewConfig[O any](opts []O) (Config, error) {
 	c := Config{TTL: DefaultTTL, AutoRenew: true, NewBackoff: DefaultBackoff, Drift: DefaultDrift, Prefix: DefaultPrefix}
 	for _, o := range opts {
-		if o == nil {
+		if any(o) == nil {
 			return c, fmt.Errorf("%w: nil option", ErrInvalid)
 		}
 		ApplyOption(o, &c)

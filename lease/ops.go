@@ -15,10 +15,10 @@ import (
 // prolongAll runs a TTL-changing script (renew, extend, refresh) on every
 // group with argument ms and records the smallest resulting TTL. A key that
 // no longer holds the token ends the lease with ErrNotHeld.
-func (l *Lease) prolongAll(ctx context.Context, s *redis.Script, ms any) error {
+func (l *Lease) prolongAll(ctx context.Context, op string, s *redis.Script, ms any) error {
 	l.opMu.Lock()
 	defer l.opMu.Unlock()
-	if err := l.lostErr("renew"); err != nil {
+	if err := l.lostErr(op); err != nil {
 		return err
 	}
 	sentAt := time.Now()
@@ -58,7 +58,7 @@ func (l *Lease) Extend(ctx context.Context, d time.Duration) error {
 	if d < time.Millisecond {
 		return fmt.Errorf("%w: extend by %v: must be at least 1ms", ErrInvalid, d)
 	}
-	return l.prolongAll(ctx, scripts.Extend, d.Milliseconds())
+	return l.prolongAll(ctx, "extend", scripts.Extend, d.Milliseconds())
 }
 
 // Refresh sets the remaining TTL of the lock to ttl (redis-py
@@ -68,7 +68,7 @@ func (l *Lease) Refresh(ctx context.Context, ttl time.Duration) error {
 	if ttl < core.MinTTL {
 		return fmt.Errorf("%w: refresh to %v: TTL must be at least %v", ErrInvalid, ttl, core.MinTTL)
 	}
-	return l.prolongAll(ctx, scripts.Refresh, ttl.Milliseconds())
+	return l.prolongAll(ctx, "refresh", scripts.Refresh, ttl.Milliseconds())
 }
 
 // inspect returns the smallest PTTL of the keys if all hold the token.
@@ -223,7 +223,7 @@ func (l *Lease) renewRound() {
 	b.Reset()
 	for {
 		ctx, cancel := context.WithDeadline(base, l.ValidUntil())
-		err := l.prolongAll(ctx, scripts.Renew, l.spec.TTLArg)
+		err := l.prolongAll(ctx, "renew", scripts.Renew, l.spec.TTLArg)
 		cancel()
 		if err == nil || l.Err() != nil {
 			break

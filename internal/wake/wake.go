@@ -40,9 +40,9 @@ type hub struct {
 	client  redis.UniversalClient
 	cluster bool
 
-	mu      sync.Mutex
-	queues  map[string]*queue // by channel
-	subs    map[int]*sub      // by shard: hash slot on Cluster, 0 elsewhere
+	mu     sync.Mutex
+	queues map[string]*queue // by channel
+	subs   map[int]*sub      // by shard: hash slot on Cluster, 0 elsewhere
 
 	// Wake-ups announced by a local release: its pub/sub message is dropped
 	// when it arrives (the head was woken directly). Entries whose message

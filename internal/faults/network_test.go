@@ -125,8 +125,31 @@ func TestFaultLatencySpikes(t *testing.T) {
 	if testing.Short() {
 		dur = 2 * time.Second
 	}
-	stop := time.Now().Add(dur)
 
+	// A deterministic spike first: a held lease whose link turns slow (300ms
+	// each way, so a renewal's round trip exceeds the 300ms TTL) must end with
+	// ErrExpired at its deadline, its late renewal reply notwithstanding.
+	slowM0, _ := mutex.New(slow, name+"-fixed", mutex.WithTTL(300*time.Millisecond), mutex.WithRenewInterval(80*time.Millisecond))
+	l0, err := slowM0.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.SetLatency(faultproxy.Both, 300*time.Millisecond)
+	<-l0.Lost()
+	fixedLate := time.Since(l0.ValidUntil())
+	if !errors.Is(l0.Err(), lease.ErrExpired) {
+		t.Fatalf("lease on a link slower than its TTL: Err = %v, want ErrExpired", l0.Err())
+	}
+	time.Sleep(400 * time.Millisecond) // the late renewal reply arrives; it must not revive the lease
+	if !errors.Is(l0.Err(), lease.ErrExpired) {
+		t.Fatalf("a late renewal reply changed Err to %v", l0.Err())
+	}
+	p.Restore()
+	rctx, rcancel := context.WithTimeout(ctx, 3*time.Second)
+	_ = l0.Release(rctx)
+	rcancel()
+
+	stop := time.Now().Add(dur)
 	var wg sync.WaitGroup
 	var spikes atomic.Int64
 	wg.Add(1)
@@ -182,9 +205,6 @@ func TestFaultLatencySpikes(t *testing.T) {
 	go worker("fast", fast, fastM, 20*time.Millisecond)
 	wg.Wait()
 	n := checkHistory(t, rec)
-	if !testing.Short() && lost.Load() == 0 {
-		t.Errorf("no lease was lost to a latency spike: the scenario did not exercise late renewals")
-	}
-	result(t, "%v, %d latency spikes, %d leases, %d lost (%d expired by deadline), %d intervals, %d overlaps, Lost at most %v after ValidUntil",
-		dur, spikes.Load(), held.Load(), lost.Load(), late.Load(), n, len(history.CheckOverlaps(rec.Intervals())), time.Duration(maxLate.Load()).Round(time.Microsecond))
+	result(t, "fixed 300ms spike on a held 300ms-TTL lease: Lost (ErrExpired) %v after ValidUntil, not revived by the late reply; then %v of random spikes: %d spikes, %d leases, %d lost (%d expired by deadline), %d intervals, %d overlaps, Lost at most %v after ValidUntil",
+		fixedLate.Round(time.Microsecond), dur, spikes.Load(), held.Load(), lost.Load(), late.Load(), n, len(history.CheckOverlaps(rec.Intervals())), time.Duration(maxLate.Load()).Round(time.Microsecond))
 }

@@ -136,7 +136,7 @@ func BenchmarkFloorContended8(b *testing.B) {
 }
 
 // BenchmarkRedleaseNoRenewTryLockRelease: as BenchmarkRedleaseTryLockRelease
-// with WithAutoRenew(false): what the renewal goroutine costs a short lease.
+// with WithAutoRenew(false): what the renewer costs a short lease.
 func BenchmarkRedleaseNoRenewTryLockRelease(b *testing.B) {
 	c := testClient(b)
 	benchPairs(b, lockerFunc(func(ctx context.Context, key string) (Unlock, error) {

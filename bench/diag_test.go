@@ -65,7 +65,7 @@ func (l luaLocker) Lock(ctx context.Context, key string) (Unlock, error) { retur
 //	lua-set    EVALSHA(SET NX PX) + EVALSHA get/del: a script instead of SET
 //	lua        redlease's own acquire.lua and release.lua (fence INCR, SPUBLISH)
 //	norenew    redlease with WithAutoRenew(false): the client-side bookkeeping
-//	redlease   redlease defaults: plus the renewal goroutine of each lease
+//	redlease   redlease defaults: plus the renewer of each lease
 func TestBreakdown(t *testing.T) {
 	e := diagEnv(t)
 	c := e.clients["redlease"]

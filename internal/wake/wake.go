@@ -207,12 +207,19 @@ func Expect(client redis.UniversalClient, channel, token string) {
 		return // nobody to wake; a waiter joining now may get one spare wake-up
 	}
 	now := time.Now()
-	for len(h.ignoreOrder) > 0 && now.Sub(h.ignoreOrder[0].at) > ignoreTTL {
+	// Drop from the front what expired or was already consumed (messages
+	// mostly arrive in release order, so the queue stays short).
+	for len(h.ignoreOrder) > 0 {
 		e := h.ignoreOrder[0]
-		h.ignoreOrder = h.ignoreOrder[1:]
-		if at, ok := h.ignored[e.key]; ok && at.Equal(e.at) {
+		at, ok := h.ignored[e.key]
+		live := ok && at.Equal(e.at)
+		if live && now.Sub(e.at) <= ignoreTTL {
+			break
+		}
+		if live {
 			delete(h.ignored, e.key)
 		}
+		h.ignoreOrder = h.ignoreOrder[1:]
 	}
 	key := channel + "\x00" + token
 	h.ignored[key] = now

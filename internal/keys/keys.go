@@ -21,11 +21,11 @@ type Key struct {
 	Slot  int    // Redis Cluster hash slot shared by Lock, Fence and Wake
 }
 
-// ErrRule describes why a name or prefix was refused; callers wrap it into
+// RuleError describes why a name or prefix was refused; callers wrap it into
 // their package's ErrInvalid.
-type ErrRule struct{ Value, Rule string }
+type RuleError struct{ Value, Rule string }
 
-func (e *ErrRule) Error() string { return fmt.Sprintf("%q: %s", e.Value, e.Rule) }
+func (e *RuleError) Error() string { return fmt.Sprintf("%q: %s", e.Value, e.Rule) }
 
 // For returns the keys of name under prefix. It refuses an empty name and a
 // prefix/name pair whose lock key would have an empty hash tag (for example a
@@ -33,12 +33,12 @@ func (e *ErrRule) Error() string { return fmt.Sprintf("%q: %s", e.Value, e.Rule)
 // whole key, and the lock and fence keys could land in different slots.
 func For(prefix, name string) (Key, error) {
 	if name == "" {
-		return Key{}, &ErrRule{Value: name, Rule: "lock name must not be empty"}
+		return Key{}, &RuleError{Value: name, Rule: "lock name must not be empty"}
 	}
 	lock := prefix + "{" + name + "}"
 	tag := HashTag(lock)
 	if tag == lock {
-		return Key{}, &ErrRule{Value: name, Rule: fmt.Sprintf("lock key %q has an empty hash tag (a name may not start with '}', a prefix may not contain \"{}\")", truncate(lock))}
+		return Key{}, &RuleError{Value: name, Rule: fmt.Sprintf("lock key %q has an empty hash tag (a name may not start with '}', a prefix may not contain \"{}\")", truncate(lock))}
 	}
 	return Key{Name: name, Lock: lock, Fence: lock + ":fence", Wake: lock + ":wake", Slot: Slot(lock)}, nil
 }

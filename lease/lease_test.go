@@ -375,3 +375,21 @@ func start(t *testing.T) (*redistest.Server, *redis.Client) {
 	s := redistest.Start(t)
 	return s, s.Client(t)
 }
+
+func TestGuardAfterExpiryWritesNothing(t *testing.T) {
+	_, c := start(t)
+	ctx := context.Background()
+	l, name := acquire(t, c, mutex.WithTTL(100*time.Millisecond), mutex.WithAutoRenew(false))
+	waitLost(t, l, 2*time.Second)
+	data := "{" + name + "}:data"
+	err := l.Guard(ctx, func(p redis.Pipeliner) error {
+		p.Incr(ctx, data)
+		return nil
+	})
+	if !errors.Is(err, lease.ErrNotHeld) || !errors.Is(err, lease.ErrExpired) {
+		t.Fatalf("Guard after expiry: %v, want ErrNotHeld and ErrExpired", err)
+	}
+	if n, _ := c.Exists(ctx, data).Result(); n != 0 {
+		t.Fatal("a guarded write after expiry was applied")
+	}
+}

@@ -22,7 +22,10 @@ func init() {
 }
 
 // MinTTL is the shortest TTL accepted by WithTTL and Lease.Refresh.
-const MinTTL = core.MinTTL
+const MinTTL = 10 * time.Millisecond
+
+// MinTTL must equal core.MinTTL: the index is out of range otherwise.
+var _ = [1]struct{}{}[MinTTL-core.MinTTL]
 
 // WithTTL sets how long the lock key lives in Redis without renewal. It must
 // be at least MinTTL. The default is 10s.

@@ -55,6 +55,9 @@ func (l *Lease) prolongAll(ctx context.Context, op string, s *redis.Script, ms a
 // the lease already ended, and wrapping ErrNotHeld (ending the lease) if Redis
 // no longer holds the token. Auto-renewal never shortens an extended TTL.
 func (l *Lease) Extend(ctx context.Context, d time.Duration) error {
+	if err := core.CheckCtx(ctx); err != nil {
+		return err
+	}
 	if d < time.Millisecond {
 		return fmt.Errorf("%w: extend by %v: must be at least 1ms", ErrInvalid, d)
 	}
@@ -65,6 +68,9 @@ func (l *Lease) Extend(ctx context.Context, d time.Duration) error {
 // extend(replace_ttl=True) and reacquire). Errors as for Extend. With
 // auto-renewal on, the next renewal raises a TTL below the lease's TTL back to it.
 func (l *Lease) Refresh(ctx context.Context, ttl time.Duration) error {
+	if err := core.CheckCtx(ctx); err != nil {
+		return err
+	}
 	if ttl < core.MinTTL {
 		return fmt.Errorf("%w: refresh to %v: TTL must be at least %v", ErrInvalid, ttl, core.MinTTL)
 	}
@@ -101,6 +107,9 @@ func (l *Lease) inspect(ctx context.Context) (time.Duration, error) {
 // (redis-py owned). It returns false without asking Redis once the lease has
 // ended; a false answer from Redis ends the lease with ErrNotHeld.
 func (l *Lease) Owned(ctx context.Context) (bool, error) {
+	if err := core.CheckCtx(ctx); err != nil {
+		return false, err
+	}
 	if l.Err() != nil {
 		return false, nil
 	}
@@ -115,6 +124,9 @@ func (l *Lease) Owned(ctx context.Context) (bool, error) {
 // multi-key lease). It fails with the lease's error once it ended, and with
 // ErrNotHeld (ending the lease) if Redis no longer holds the token.
 func (l *Lease) TTL(ctx context.Context) (time.Duration, error) {
+	if err := core.CheckCtx(ctx); err != nil {
+		return 0, err
+	}
 	if err := l.lostErr("ttl"); err != nil {
 		return 0, err
 	}
@@ -127,8 +139,12 @@ func (l *Lease) TTL(ctx context.Context) (time.Duration, error) {
 // Release of a lease that already ended (a second Release, an expired or
 // taken lease) deletes nothing and returns an error wrapping the lease's
 // error. If a key no longer held the token the error wraps ErrNotHeld; a
-// Redis failure is returned as is (the key then expires with its TTL).
+// Redis failure is returned as is (the key then expires with its TTL). A nil
+// ctx is taken as context.Background().
 func (l *Lease) Release(ctx context.Context) error {
+	if ctx == nil {
+		ctx = context.Background() // Release always ends the lease; a nil ctx only means no deadline
+	}
 	l.mu.Lock()
 	prev := l.err
 	l.loseLocked(ErrReleased)
@@ -178,6 +194,12 @@ const guardRetries = 8
 // share the lock's hash slot: name them with the lock name as hash tag, e.g.
 // "{name}:data". Guard needs all lock keys in one slot.
 func (l *Lease) Guard(ctx context.Context, fn func(pipe redis.Pipeliner) error) error {
+	if err := core.CheckCtx(ctx); err != nil {
+		return err
+	}
+	if fn == nil {
+		return fmt.Errorf("%w: guard: fn is nil", ErrInvalid)
+	}
 	if len(l.spec.Groups) != 1 {
 		return fmt.Errorf("%w: guard on %s: the lock keys span %d hash slots; Guard needs one", ErrInvalid, l.label(), len(l.spec.Groups))
 	}

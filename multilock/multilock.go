@@ -113,6 +113,9 @@ func (ml *MultiLock) spec() *core.Spec { return ml.cfg.Spec(ml.client, ml.groups
 // each name's fence. When ctx ends first the error satisfies
 // errors.Is(err, ctx.Err()) and none of the keys stays held.
 func (ml *MultiLock) Lock(ctx context.Context) (*lease.Lease, error) {
+	if err := core.CheckCtx(ctx); err != nil {
+		return nil, err
+	}
 	g, err := core.Obtain(ctx, ml.spec())
 	if err != nil {
 		return nil, err
@@ -124,6 +127,9 @@ func (ml *MultiLock) Lock(ctx context.Context) (*lease.Lease, error) {
 // satisfies errors.Is(err, mutex.ErrLocked) and names it; whatever fails,
 // none of the keys stays held.
 func (ml *MultiLock) TryLock(ctx context.Context) (*lease.Lease, error) {
+	if err := core.CheckCtx(ctx); err != nil {
+		return nil, err
+	}
 	g, err := ml.spec().Try(ctx)
 	if err != nil {
 		if _, ok := err.(*core.LockedError); ok {

@@ -81,6 +81,9 @@ func (m *Mutex) spec() *core.Spec {
 // also wraps the last reason for failing (ErrLocked or a Redis error, which
 // are retried with backoff meanwhile), and nothing stays held in Redis.
 func (m *Mutex) Lock(ctx context.Context) (*lease.Lease, error) {
+	if err := core.CheckCtx(ctx); err != nil {
+		return nil, err
+	}
 	g, err := core.Obtain(ctx, m.spec())
 	if err != nil {
 		return nil, err
@@ -91,6 +94,9 @@ func (m *Mutex) Lock(ctx context.Context) (*lease.Lease, error) {
 // TryLock makes one attempt. If another owner holds the lock the error
 // satisfies errors.Is(err, ErrLocked); on a Redis error nothing stays held.
 func (m *Mutex) TryLock(ctx context.Context) (*lease.Lease, error) {
+	if err := core.CheckCtx(ctx); err != nil {
+		return nil, err
+	}
 	g, err := m.spec().Try(ctx)
 	if err != nil {
 		if _, ok := err.(*core.LockedError); ok {
@@ -103,6 +109,9 @@ func (m *Mutex) TryLock(ctx context.Context) (*lease.Lease, error) {
 
 // Locked reports whether anyone holds the lock (redis-py locked).
 func (m *Mutex) Locked(ctx context.Context) (bool, error) {
+	if err := core.CheckCtx(ctx); err != nil {
+		return false, err
+	}
 	n, err := m.client.Exists(ctx, m.key.Lock).Result()
 	if err != nil {
 		return false, fmt.Errorf("mutex: locked %q: %w", m.key.Name, err)

@@ -331,3 +331,37 @@ func TestRequireRedisEnv(t *testing.T) {
 		}
 	}
 }
+
+func TestNilContextIsAnError(t *testing.T) {
+	mr := miniredis.RunT(t)
+	c := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer c.Close()
+	m := newMutex(t, c, "nilctx")
+	//lint:ignore SA1012 the point of the test
+	var nilCtx context.Context
+	if _, err := m.Lock(nilCtx); !errors.Is(err, mutex.ErrInvalid) {
+		t.Fatalf("Lock(nil): %v", err)
+	}
+	if _, err := m.TryLock(nilCtx); !errors.Is(err, mutex.ErrInvalid) {
+		t.Fatalf("TryLock(nil): %v", err)
+	}
+	if _, err := m.Locked(nilCtx); !errors.Is(err, mutex.ErrInvalid) {
+		t.Fatalf("Locked(nil): %v", err)
+	}
+	l, err := m.TryLock(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Extend(nilCtx, time.Second); !errors.Is(err, mutex.ErrInvalid) {
+		t.Fatalf("Extend(nil): %v", err)
+	}
+	if err := l.Guard(context.Background(), nil); !errors.Is(err, mutex.ErrInvalid) {
+		t.Fatalf("Guard(nil fn): %v", err)
+	}
+	if err := l.Release(nilCtx); err != nil {
+		t.Fatalf("Release(nil): %v", err)
+	}
+	if l.Err() != lease.ErrReleased {
+		t.Fatalf("Err = %v", l.Err())
+	}
+}

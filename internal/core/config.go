@@ -1,6 +1,7 @@
 package core
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -147,4 +148,12 @@ func (c *Config) Spec(client redis.UniversalClient, groups []Group) *Spec {
 	return &Spec{Client: client, Groups: groups, Token: token, TTL: c.TTL, RenewInterval: c.RenewInterval,
 		AutoRenew: c.AutoRenew, Drift: c.Drift, NewBackoff: c.NewBackoff, TokenArg: token, TTLArg: c.ttlArg,
 		Replicas: c.Replicas, ReplicaTimeout: c.ReplicaTimeout}
+}
+
+// CheckCtx refuses a nil context (the go-redis calls below would panic).
+func CheckCtx(ctx context.Context) error {
+	if ctx == nil {
+		return fmt.Errorf("%w: context is nil", ErrInvalid)
+	}
+	return nil
 }

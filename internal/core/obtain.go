@@ -8,6 +8,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/redlease/redlease/internal/keys"
 	"github.com/redlease/redlease/internal/wake"
 )
 
@@ -41,12 +42,15 @@ func Obtain(ctx context.Context, s *Spec) (Grant, error) {
 	if errors.As(last, &le) {
 		k = le.key
 	}
-	w := wake.Join(ctx, s.Client, k.Wake, k.Slot)
+	w := s.join(ctx, k)
 	acquired := false
-	defer func() { w.Leave(acquired) }()
+	defer func() { s.leave(ctx, w, acquired) }()
 
 	select {
 	case <-w.Turn():
+	case g := <-w.Granted():
+		acquired = true
+		return g.(Grant), nil
 	case <-ctx.Done():
 		return Grant{}, s.waitErr(ctx.Err(), last)
 	}
@@ -67,9 +71,9 @@ func Obtain(ctx context.Context, s *Spec) (Grant, error) {
 			le = nil
 			if errors.As(err, &le) && le.key.Wake != k.Wake {
 				// Blocked by another member of a multi-key set: queue there.
-				w.Leave(false)
+				s.leave(ctx, w, false)
 				k = le.key
-				w = wake.Join(ctx, s.Client, k.Wake, k.Slot)
+				w = s.join(ctx, k)
 				select {
 				case <-w.Turn():
 				case <-ctx.Done():
@@ -95,12 +99,34 @@ func Obtain(ctx context.Context, s *Spec) (Grant, error) {
 		select {
 		case <-w.Woken():
 			b.Reset()
+		case g := <-w.Granted():
+			t.Stop()
+			acquired = true
+			return g.(Grant), nil
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
 			return Grant{}, s.waitErr(ctx.Err(), last)
 		}
 		t.Stop()
+	}
+}
+
+// join queues for k's wake-up channel. A single-key lock without replica
+// acknowledgement offers its spec, so that a local release can hand the lock
+// over directly (see handoff).
+func (s *Spec) join(ctx context.Context, k keys.Key) *wake.Waiter {
+	w := wake.Join(ctx, s.Client, k.Wake, k.Slot)
+	if len(s.Groups) == 1 && len(s.Groups[0].Keys) == 1 && s.Replicas == 0 {
+		w.SetOffer(s)
+	}
+	return w
+}
+
+// leave leaves w's queue and releases a lock handed to w that it never took.
+func (s *Spec) leave(ctx context.Context, w *wake.Waiter, acquired bool) {
+	if g := w.Leave(acquired); g != nil {
+		s.cleanup(ctx, s.Groups)
 	}
 }
 

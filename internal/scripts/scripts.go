@@ -26,6 +26,8 @@ var (
 	refreshSrc string
 	//go:embed inspect.lua
 	inspectSrc string
+	//go:embed handoff.lua
+	handoffSrc string
 )
 
 // The scripts; see each .lua file's header for KEYS, ARGV and the reply.
@@ -36,4 +38,5 @@ var (
 	Extend  = redis.NewScript(extendSrc)
 	Refresh = redis.NewScript(refreshSrc)
 	Inspect = redis.NewScript(inspectSrc)
+	Handoff = redis.NewScript(handoffSrc)
 )

@@ -74,6 +74,8 @@ type Waiter struct {
 	wake    chan struct{} // a release arrived while at the head
 	skip    bool          // promoted because the previous head acquired the lock
 	removed bool
+	offer   any      // what a local release may hand this waiter (see Head); nil: nothing
+	grant   chan any // a handed-over lock, delivered while the waiter was queued
 }
 
 // Queued reports whether any waiter of this process waits on channel through
@@ -111,7 +113,7 @@ func Join(ctx context.Context, client redis.UniversalClient, channel string, sha
 		q.idle.Stop()
 		q.idle = nil
 	}
-	w := &Waiter{h: h, q: q, turn: make(chan struct{}), wake: make(chan struct{}, 1)}
+	w := &Waiter{h: h, q: q, turn: make(chan struct{}), wake: make(chan struct{}, 1), grant: make(chan any, 1)}
 	q.waiters = append(q.waiters, w)
 	if len(q.waiters) == 1 {
 		close(w.turn)
@@ -148,15 +150,22 @@ func (w *Waiter) PredecessorAcquired() bool {
 
 // Leave removes w from its queue. acquired tells the next waiter whether the
 // lock was just taken (so it waits for a release) or not (so it tries at once,
-// inheriting any wake-up w had not consumed). Leave is idempotent.
-func (w *Waiter) Leave(acquired bool) {
+// inheriting any wake-up w had not consumed). It returns a lock handed to w
+// (see Deliver) that w did not take from Granted: the caller must release it.
+// Leave is idempotent.
+func (w *Waiter) Leave(acquired bool) (unclaimed any) {
 	h := w.h
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if w.removed {
-		return
+		return nil
 	}
 	w.removed = true
+	select {
+	case unclaimed = <-w.grant:
+		acquired = true // the key is held, by w's token: the next waiter must wait
+	default:
+	}
 	q := w.q
 	head := len(q.waiters) > 0 && q.waiters[0] == w
 	for i, x := range q.waiters {
@@ -179,6 +188,52 @@ func (w *Waiter) Leave(acquired bool) {
 	}
 	if len(q.waiters) == 0 && q.idle == nil {
 		q.idle = time.AfterFunc(Linger, func() { h.drop(q) })
+	}
+	return unclaimed
+}
+
+// SetOffer records what a local release may hand w directly (for example
+// its token and TTL); nil means w only takes the lock itself.
+func (w *Waiter) SetOffer(offer any) {
+	w.h.mu.Lock()
+	defer w.h.mu.Unlock()
+	w.offer = offer
+}
+
+// Granted delivers a lock handed to w by a local release.
+func (w *Waiter) Granted() <-chan any { return w.grant }
+
+// Head returns the head waiter of channel in this process and its offer, or
+// nil if there is none or it made no offer.
+func Head(client redis.UniversalClient, channel string) (*Waiter, any) {
+	registryMu.Lock()
+	h := registry[client]
+	registryMu.Unlock()
+	if h == nil {
+		return nil, nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	q := h.queues[channel]
+	if q == nil || len(q.waiters) == 0 || q.waiters[0].offer == nil {
+		return nil, nil
+	}
+	return q.waiters[0], q.waiters[0].offer
+}
+
+// Deliver hands w a lock taken on its behalf. It reports false if w has
+// left its queue; the caller then still owns what it tried to hand over.
+func (w *Waiter) Deliver(g any) bool {
+	w.h.mu.Lock()
+	defer w.h.mu.Unlock()
+	if w.removed {
+		return false
+	}
+	select {
+	case w.grant <- g:
+		return true
+	default:
+		return false // already holds one: cannot happen for a single key
 	}
 }
 
@@ -224,6 +279,20 @@ func Expect(client redis.UniversalClient, channel, token string) {
 	key := channel + "\x00" + token
 	h.ignored[key] = now
 	h.ignoreOrder = append(h.ignoreOrder, ignoreEntry{key, now})
+}
+
+// Unexpect forgets a wake-up announced with Expect that will not be
+// published (the release handed the lock over instead).
+func Unexpect(client redis.UniversalClient, channel, token string) {
+	registryMu.Lock()
+	h := registry[client]
+	registryMu.Unlock()
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.ignored, channel+"\x00"+token)
 }
 
 // Released tells the local waiters of channel that this process has just

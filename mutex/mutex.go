@@ -8,7 +8,9 @@
 // Waiting does not poll: a release publishes a wake-up on a channel derived
 // from the key, waiters of one process share one subscription and are served
 // in arrival order, and a backoff (see WithBackoff) only covers missed
-// wake-ups and expiries.
+// wake-ups and expiries. When the only waiters are in the releasing process,
+// the release script hands the lock to the next of them directly, with its
+// own token and a new fence: one round trip from release to next holder.
 //
 // Every operation is one Lua script call (one round trip). Keys are
 // prefix+"{"+name+"}" and prefix+"{"+name+"}:fence", in one hash slot, so the

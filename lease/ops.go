@@ -135,7 +135,9 @@ func (l *Lease) TTL(ctx context.Context) (time.Duration, error) {
 
 // Release ends the lease: Lost is closed with ErrReleased and the renewer
 // has stopped before Release returns, whatever Redis answers. Then
-// the key(s) still holding the token are deleted and waiters are woken.
+// the key(s) still holding the token are deleted and waiters are woken — or,
+// for a single-key lock whose only waiters are in this process, the key is
+// handed to the next of them in the same script call.
 // Release of a lease that already ended (a second Release, an expired or
 // taken lease) deletes nothing and returns an error wrapping the lease's
 // error. If a key no longer held the token the error wraps ErrNotHeld; a

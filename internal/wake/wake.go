@@ -81,9 +81,7 @@ type Waiter struct {
 // Queued reports whether any waiter of this process waits on channel through
 // client. A new locker defers to them instead of overtaking.
 func Queued(client redis.UniversalClient, channel string) bool {
-	registryMu.Lock()
-	h := registry[client]
-	registryMu.Unlock()
+	h := lookup(client)
 	if h == nil {
 		return false
 	}
@@ -206,9 +204,7 @@ func (w *Waiter) Granted() <-chan any { return w.grant }
 // Head returns the head waiter of channel in this process and its offer, or
 // nil if there is none or it made no offer.
 func Head(client redis.UniversalClient, channel string) (*Waiter, any) {
-	registryMu.Lock()
-	h := registry[client]
-	registryMu.Unlock()
+	h := lookup(client)
 	if h == nil {
 		return nil, nil
 	}
@@ -249,9 +245,7 @@ func (w *Waiter) signal() {
 // Released wakes the local head directly. Recording it before the release
 // goes out means the message cannot overtake the record.
 func Expect(client redis.UniversalClient, channel, token string) {
-	registryMu.Lock()
-	h := registry[client]
-	registryMu.Unlock()
+	h := lookup(client)
 	if h == nil {
 		return
 	}
@@ -284,9 +278,7 @@ func Expect(client redis.UniversalClient, channel, token string) {
 // Unexpect forgets a wake-up announced with Expect that will not be
 // published (the release handed the lock over instead).
 func Unexpect(client redis.UniversalClient, channel, token string) {
-	registryMu.Lock()
-	h := registry[client]
-	registryMu.Unlock()
+	h := lookup(client)
 	if h == nil {
 		return
 	}
@@ -299,9 +291,7 @@ func Unexpect(client redis.UniversalClient, channel, token string) {
 // released the lock: the head is woken at once, without waiting for the
 // pub/sub message (see Expect).
 func Released(client redis.UniversalClient, channel string) {
-	registryMu.Lock()
-	h := registry[client]
-	registryMu.Unlock()
+	h := lookup(client)
 	if h == nil {
 		return
 	}
@@ -310,6 +300,13 @@ func Released(client redis.UniversalClient, channel string) {
 	if q := h.queues[channel]; q != nil && len(q.waiters) > 0 {
 		q.waiters[0].signal()
 	}
+}
+
+// lookup returns client's hub, or nil if this process has none.
+func lookup(client redis.UniversalClient) *hub {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	return registry[client]
 }
 
 // lockedHub returns client's hub, creating it if needed, with h.mu held. The
@@ -439,9 +436,7 @@ func isUnknownCommand(err error) bool {
 // QueueLen returns how many waiters of this process queue on channel
 // through client (for tests and metrics).
 func QueueLen(client redis.UniversalClient, channel string) int {
-	registryMu.Lock()
-	h := registry[client]
-	registryMu.Unlock()
+	h := lookup(client)
 	if h == nil {
 		return 0
 	}

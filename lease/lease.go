@@ -46,10 +46,13 @@ func init() {
 // Lease is a lock held in Redis on one or more names. Its methods are safe
 // for concurrent use. A Lease must not be copied.
 type Lease struct {
-	spec   *core.Spec
-	fences []int64 // one per name, in acquisition order
+	spec     *core.Spec
+	token    string  // the token the keys hold
+	tokenArg any     // token, boxed once for script calls
+	fences   []int64 // one per name, in acquisition order
 
 	opMu sync.Mutex // orders renew/extend/refresh so deadlines follow Redis's order
+	gen  int64      // generation of the last extend/refresh sent (under opMu; see core/protocol.go)
 
 	mu         sync.Mutex
 	done       chan struct{} // closed when the lease ends
@@ -64,7 +67,7 @@ type Lease struct {
 }
 
 func newLease(g core.Grant) *Lease {
-	l := &Lease{spec: g.Spec, fences: g.Fences, done: make(chan struct{})}
+	l := &Lease{spec: g.Spec, token: g.Token, tokenArg: g.Token, fences: g.Fences, gen: g.Gen, done: make(chan struct{})}
 	l.mu.Lock()
 	l.validUntil = core.Validity(g.SentAt, g.PTTL, g.Spec.Drift)
 	l.timer = time.AfterFunc(time.Until(l.validUntil), l.expire)
@@ -89,9 +92,10 @@ func (l *Lease) Name() string {
 // Names returns the lock names held, in acquisition order.
 func (l *Lease) Names() []string { return l.spec.Names() }
 
-// Token returns the value stored in the lock keys: the mutex's custom token
-// or 128 random bits, hex-encoded.
-func (l *Lease) Token() string { return l.spec.Token }
+// Token returns the token of this hold: the mutex's custom token, or 128
+// random bits, hex-encoded, made for the request that created the hold. The
+// lock key stores it as "<fence>:<gen>:<token>".
+func (l *Lease) Token() string { return l.token }
 
 // Fence returns the fencing token of this acquisition: strictly larger than
 // the fence of every earlier acquisition of the same name, as long as Redis
@@ -223,7 +227,26 @@ func (l *Lease) prolong(sentAt time.Time, pttl time.Duration) {
 		l.loseLocked(ErrExpired)
 		return
 	}
-	l.validUntil = core.Validity(sentAt, pttl, l.spec.Drift)
+	l.setDeadlineLocked(core.Validity(sentAt, pttl, l.spec.Drift))
+}
+
+// lower moves the deadline back to what it would be if a request sent at
+// sentAt set the TTL to ttl, unless it is already earlier: called before
+// sending a request that may shorten the key's life, whose reply may never
+// come.
+func (l *Lease) lower(sentAt time.Time, ttl time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return
+	}
+	if v := core.Validity(sentAt, ttl, l.spec.Drift); v.Before(l.validUntil) {
+		l.setDeadlineLocked(v)
+	}
+}
+
+func (l *Lease) setDeadlineLocked(v time.Time) {
+	l.validUntil = v
 	d := time.Until(l.validUntil)
 	if d <= 0 {
 		l.loseLocked(ErrExpired)

@@ -12,22 +12,40 @@ import (
 	"github.com/redlease/redlease/internal/scripts"
 )
 
+// prolong ops: what a TTL-changing script is told.
+type prolongOp struct {
+	name    string
+	script  *redis.Script
+	ms      int64 // TTL (renew, refresh) or time to add (extend), in ms
+	bumpGen bool  // extend, refresh: applies once per generation
+	shorten bool  // refresh: may shorten the key's life
+}
+
 // prolongAll runs a TTL-changing script (renew, extend, refresh) on every
-// group with argument ms and records the smallest resulting TTL. A key that
-// no longer holds the token ends the lease with ErrNotHeld.
-func (l *Lease) prolongAll(ctx context.Context, op string, s *redis.Script, ms any) error {
+// group and records the smallest resulting TTL. A key that no longer holds
+// the token ends the lease with ErrNotHeld. A request that may shorten the
+// key lowers the deadline before it is sent (its reply may never come); only
+// a reply raises it. With WithReplicas, a reply that too few replicas
+// acknowledged does not raise it either.
+func (l *Lease) prolongAll(ctx context.Context, op prolongOp) error {
 	l.opMu.Lock()
 	defer l.opMu.Unlock()
-	if err := l.lostErr(op); err != nil {
+	if err := l.lostErr(op.name); err != nil {
 		return err
 	}
+	if op.bumpGen {
+		l.gen++ // never reused, even if this request fails (see core/protocol.go)
+	}
 	sentAt := time.Now()
+	if op.shorten {
+		l.lower(sentAt, time.Duration(op.ms)*time.Millisecond)
+	}
 	min := time.Duration(-1)
 	offset := 0
 	for _, g := range l.spec.Groups {
-		reply, err := s.Run(ctx, l.spec.Client, g.LockKeys(), l.spec.TokenArg, ms).Result()
+		reply, err := l.run(ctx, op.script, g.LockKeys(), l.tokenArg, op.ms, l.gen)
 		if err != nil {
-			return err
+			return fmt.Errorf("lease %s: %s: %w", l.label(), op.name, err)
 		}
 		ok, v, err := core.ParsePair(reply)
 		if err != nil {
@@ -50,10 +68,25 @@ func (l *Lease) prolongAll(ctx context.Context, op string, s *redis.Script, ms a
 	return nil
 }
 
+// run runs a TTL-changing script on one group, waiting for replicas to
+// acknowledge it when the lease was acquired WithReplicas.
+func (l *Lease) run(ctx context.Context, script *redis.Script, keys []string, args ...any) (any, error) {
+	if l.spec.Replicas == 0 {
+		return script.Run(ctx, l.spec.Client, keys, args...).Result()
+	}
+	reply, acks, err := core.RunReplicated(ctx, l.spec.Client, l.spec.Replicas, l.spec.ReplicaTimeout, script, keys, args...)
+	if err == nil && acks < int64(l.spec.Replicas) {
+		err = core.NotReplicated(acks, l.spec.Replicas)
+	}
+	return reply, err
+}
+
 // Extend adds d to the remaining TTL of the lock (redis-py extend). It fails
-// with an error wrapping ErrInvalid for d <= 0, wrapping the lease's error if
+// with an error wrapping ErrInvalid for d < 1ms, wrapping the lease's error if
 // the lease already ended, and wrapping ErrNotHeld (ending the lease) if Redis
-// no longer holds the token. Auto-renewal never shortens an extended TTL.
+// no longer holds the token. On a Redis error the time may or may not have
+// been added; it is added at most once, and the lease's deadline only moves
+// on a reply. Auto-renewal never shortens an extended TTL.
 func (l *Lease) Extend(ctx context.Context, d time.Duration) error {
 	if err := core.CheckCtx(ctx); err != nil {
 		return err
@@ -61,12 +94,17 @@ func (l *Lease) Extend(ctx context.Context, d time.Duration) error {
 	if d < time.Millisecond {
 		return fmt.Errorf("%w: extend by %v: must be at least 1ms", ErrInvalid, d)
 	}
-	return l.prolongAll(ctx, "extend", scripts.Extend, d.Milliseconds())
+	return l.prolongAll(ctx, prolongOp{name: "extend", script: scripts.Extend, ms: d.Milliseconds(), bumpGen: true})
 }
 
 // Refresh sets the remaining TTL of the lock to ttl (redis-py
-// extend(replace_ttl=True) and reacquire). Errors as for Extend. With
-// auto-renewal on, the next renewal raises a TTL below the lease's TTL back to it.
+// extend(replace_ttl=True) and reacquire). Errors as for Extend. Because it
+// may shorten the key's life, the lease's deadline is lowered to what ttl
+// gives before the request is sent: if Refresh fails with a Redis error, the
+// lease stays valid only until that deadline unless a later renewal, Extend
+// or Refresh succeeds (which also makes sure the failed Refresh can no longer
+// apply late). With auto-renewal on, the next renewal raises a TTL below the
+// lease's TTL back to it.
 func (l *Lease) Refresh(ctx context.Context, ttl time.Duration) error {
 	if err := core.CheckCtx(ctx); err != nil {
 		return err
@@ -74,7 +112,7 @@ func (l *Lease) Refresh(ctx context.Context, ttl time.Duration) error {
 	if ttl < core.MinTTL {
 		return fmt.Errorf("%w: refresh to %v: TTL must be at least %v", ErrInvalid, ttl, core.MinTTL)
 	}
-	return l.prolongAll(ctx, "refresh", scripts.Refresh, ttl.Milliseconds())
+	return l.prolongAll(ctx, prolongOp{name: "refresh", script: scripts.Refresh, ms: ttl.Milliseconds(), bumpGen: true, shorten: true})
 }
 
 // inspect returns the smallest PTTL of the keys if all hold the token.
@@ -82,7 +120,7 @@ func (l *Lease) inspect(ctx context.Context) (time.Duration, error) {
 	min := time.Duration(-1)
 	offset := 0
 	for _, g := range l.spec.Groups {
-		reply, err := scripts.Inspect.Run(ctx, l.spec.Client, g.LockKeys(), l.spec.TokenArg).Result()
+		reply, err := scripts.Inspect.Run(ctx, l.spec.Client, g.LockKeys(), l.tokenArg).Result()
 		if err != nil {
 			return 0, err
 		}
@@ -158,7 +196,7 @@ func (l *Lease) Release(ctx context.Context) error {
 	if prev != nil {
 		return fmt.Errorf("lease %s: release: %w", l.label(), prev)
 	}
-	missing, err := core.ReleaseGroups(ctx, l.spec.Client, l.spec.Groups, l.spec.Token, l.spec.TokenArg)
+	missing, err := core.ReleaseGroups(ctx, l.spec.Client, l.spec.Groups, l.token)
 	if err != nil {
 		return fmt.Errorf("lease %s: release: %w", l.label(), err)
 	}
@@ -216,7 +254,7 @@ func (l *Lease) Guard(ctx context.Context, fn func(pipe redis.Pipeliner) error) 
 				return err
 			}
 			for j, v := range vals {
-				if s, _ := v.(string); s != l.spec.Token {
+				if s, _ := v.(string); !core.Holds(s, l.token) {
 					lerr := l.notHeld(j)
 					l.lose(lerr)
 					return fmt.Errorf("lease %s: guard: %w", l.label(), lerr)
@@ -261,7 +299,7 @@ func (l *Lease) renewRound() {
 	b.Reset()
 	for {
 		ctx, cancel := context.WithDeadline(base, l.ValidUntil())
-		err := l.prolongAll(ctx, "renew", scripts.Renew, l.spec.TTLArg)
+		err := l.prolongAll(ctx, prolongOp{name: "renew", script: scripts.Renew, ms: l.spec.TTL.Milliseconds()})
 		cancel()
 		if err == nil || l.Err() != nil {
 			break

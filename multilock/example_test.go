@@ -38,6 +38,6 @@ func Example_transfer() {
 	transfer("alice", "bob")
 	transfer("bob", "alice")
 	// Output:
-	// alice→bob holding [acct:alice acct:bob], fences 1 and 1
-	// bob→alice holding [acct:alice acct:bob], fences 2 and 2
+	// alice→bob holding [acct:alice acct:bob], fences 1 and 2
+	// bob→alice holding [acct:alice acct:bob], fences 4 and 3
 }

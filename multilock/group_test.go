@@ -16,23 +16,23 @@ func TestGroupBySlotSortedDeterministic(t *testing.T) {
 		ks = append(ks, k)
 	}
 	single := group(ks, false)
-	if len(single) != 1 || len(single[0].Keys) != len(ks) {
+	if len(single) != 1 || len(single[0]) != len(ks) {
 		t.Fatalf("non-cluster grouping: %d groups", len(single))
 	}
 	groups := group(ks, true)
 	last := -1
 	seen := 0
 	for _, g := range groups {
-		slot := g.Keys[0].Slot
+		slot := g[0].Slot
 		if slot <= last {
 			t.Fatalf("groups not in ascending slot order: %d after %d", slot, last)
 		}
 		last = slot
-		for i, k := range g.Keys {
+		for i, k := range g {
 			if k.Slot != slot {
 				t.Fatalf("group mixes slots %d and %d", slot, k.Slot)
 			}
-			if i > 0 && g.Keys[i-1].Name >= k.Name {
+			if i > 0 && g[i-1].Name >= k.Name {
 				t.Fatalf("names in a group not sorted")
 			}
 			seen++
@@ -48,8 +48,8 @@ func TestGroupBySlotSortedDeterministic(t *testing.T) {
 	}
 	again := group(rev, true)
 	for i := range groups {
-		for j := range groups[i].Keys {
-			if groups[i].Keys[j].Name != again[i].Keys[j].Name {
+		for j := range groups[i] {
+			if groups[i][j].Name != again[i][j].Name {
 				t.Fatal("order depends on the input order")
 			}
 		}

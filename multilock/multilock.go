@@ -65,7 +65,14 @@ func New(client redis.UniversalClient, names []string, opts ...mutex.Option) (*M
 		ks = append(ks, k)
 	}
 	_, cluster := client.(*redis.ClusterClient)
-	groups := group(ks, cluster)
+	var groups []core.Group
+	for _, gk := range group(ks, cluster) {
+		g, err := cfg.Group(client, gk)
+		if err != nil {
+			return nil, fmt.Errorf("multilock.New: %w", err)
+		}
+		groups = append(groups, g)
+	}
 	ml := &MultiLock{client: client, groups: groups, cfg: cfg}
 	for _, g := range groups {
 		for _, k := range g.Keys {
@@ -78,7 +85,7 @@ func New(client redis.UniversalClient, names []string, opts ...mutex.Option) (*M
 // group orders keys for acquisition: by hash slot, then by name. With
 // bySlot (Redis Cluster) each slot is its own group; otherwise all keys form
 // one group, taken atomically.
-func group(ks []keys.Key, bySlot bool) []core.Group {
+func group(ks []keys.Key, bySlot bool) [][]keys.Key {
 	sorted := append([]keys.Key(nil), ks...)
 	sort.Slice(sorted, func(i, j int) bool {
 		if bySlot && sorted[i].Slot != sorted[j].Slot {
@@ -87,13 +94,13 @@ func group(ks []keys.Key, bySlot bool) []core.Group {
 		return sorted[i].Name < sorted[j].Name
 	})
 	if !bySlot {
-		return []core.Group{core.NewGroup(sorted)}
+		return [][]keys.Key{sorted}
 	}
-	var groups []core.Group
+	var groups [][]keys.Key
 	start := 0
 	for i := 1; i <= len(sorted); i++ {
 		if i == len(sorted) || sorted[i].Slot != sorted[start].Slot {
-			groups = append(groups, core.NewGroup(sorted[start:i:i]))
+			groups = append(groups, sorted[start:i:i])
 			start = i
 		}
 	}

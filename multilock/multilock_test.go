@@ -76,7 +76,7 @@ func TestDuplicatesMergedAndOrdered(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Release(context.Background())
-	if l.FenceOf("a") != 1 || l.FenceOf("b") != 1 || l.FenceOf("zzz") != 0 || l.Fence() != l.FenceOf("a") {
+	if l.FenceOf("a") != 1 || l.FenceOf("b") != 2 || l.FenceOf("c") != 3 || l.FenceOf("zzz") != 0 || l.Fence() != l.FenceOf("a") {
 		t.Fatalf("fences a=%d b=%d Fence=%d", l.FenceOf("a"), l.FenceOf("b"), l.Fence())
 	}
 }

@@ -12,10 +12,13 @@
 // the release script hands the lock to the next of them directly, with its
 // own token and a new fence: one round trip from release to next holder.
 //
-// Every operation is one Lua script call (one round trip). Keys are
-// prefix+"{"+name+"}" and prefix+"{"+name+"}:fence", in one hash slot, so the
+// Every operation is one Lua script call (one round trip), safe to run twice:
+// a request whose reply was lost may have run, and go-redis may resend it.
+// The lock key is prefix+"{"+name+"}" and holds "<fence>:<gen>:<token>"
+// while held; fences come from one counter per hash slot (prefix+"fence" on
+// a single Redis), so no key of a name remains after its last release. The
 // package works on a single Redis, behind Sentinel and on Redis Cluster,
-// through any redis.UniversalClient.
+// through a *redis.Client or *redis.ClusterClient; a *redis.Ring is refused.
 package mutex
 
 import (
@@ -67,7 +70,11 @@ func New(client redis.UniversalClient, name string, opts ...Option) (*Mutex, err
 	if err != nil {
 		return nil, fmt.Errorf("mutex.New: %w", err)
 	}
-	return &Mutex{client: client, key: k, groups: []core.Group{core.NewGroup([]keys.Key{k})}, cfg: cfg}, nil
+	g, err := cfg.Group(client, []keys.Key{k})
+	if err != nil {
+		return nil, fmt.Errorf("mutex.New: %w", err)
+	}
+	return &Mutex{client: client, key: k, groups: []core.Group{g}, cfg: cfg}, nil
 }
 
 // Name returns the lock name.

@@ -3,6 +3,7 @@ package mutex_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redlease/redlease/internal/core"
 	"github.com/redlease/redlease/internal/redistest"
 	"github.com/redlease/redlease/lease"
 	"github.com/redlease/redlease/mutex"
@@ -146,7 +148,7 @@ func TestLockContextDeadline(t *testing.T) {
 	if l != nil || !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, mutex.ErrLocked) {
 		t.Fatalf("Lock on a held lock: (%v, %v), want DeadlineExceeded and ErrLocked", l, err)
 	}
-	if v, _ := c.Get(context.Background(), "redlease:{"+name+"}").Result(); v != holder.Token() {
+	if v, _ := c.Get(context.Background(), "redlease:{"+name+"}").Result(); !core.Holds(v, holder.Token()) {
 		t.Fatalf("lock key holds %q, want the holder's token", v)
 	}
 
@@ -193,15 +195,35 @@ func TestCustomToken(t *testing.T) {
 	if l.Token() != "my-token" {
 		t.Fatalf("Token() = %q", l.Token())
 	}
-	if v, _ := c.Get(ctx, "redlease:{"+name+"}").Result(); v != "my-token" {
+	if v, _ := c.Get(ctx, "redlease:{"+name+"}").Result(); v != fmt.Sprintf("%d:0:my-token", l.Fence()) {
 		t.Fatalf("key holds %q", v)
 	}
-	// redis-py semantics: the same token does not re-enter a held lock.
-	if _, err := m.TryLock(ctx); !errors.Is(err, mutex.ErrLocked) {
-		t.Fatalf("second TryLock with the same token: %v", err)
+	// A custom token names an owner: acquiring a key that holds it is a
+	// re-obtain (redis-py acquire(token=...) by a resuming process), which
+	// keeps the hold's fence and never shortens its TTL.
+	if err := l.Extend(ctx, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	l2, err := m.TryLock(ctx)
+	if err != nil {
+		t.Fatalf("re-obtain with the same token: %v", err)
+	}
+	if l2.Fence() != l.Fence() || l2.Token() != "my-token" {
+		t.Fatalf("re-obtain: fence %d token %q, want fence %d", l2.Fence(), l2.Token(), l.Fence())
+	}
+	if ttl, err := l2.TTL(ctx); err != nil || ttl < 10*time.Second {
+		t.Fatalf("re-obtain shortened the TTL to %v (%v)", ttl, err)
+	}
+	// Another token is still refused.
+	if _, err := newMutex(t, c, name, mutex.WithToken("other")).TryLock(ctx); !errors.Is(err, mutex.ErrLocked) {
+		t.Fatalf("TryLock with another token: %v", err)
 	}
 	if err := l.Release(ctx); err != nil {
 		t.Fatal(err)
+	}
+	// l2 is the same hold: the key is gone, and l2's Release says so.
+	if err := l2.Release(ctx); !errors.Is(err, lease.ErrNotHeld) {
+		t.Fatalf("second Release of the same hold: %v", err)
 	}
 }
 
@@ -213,7 +235,7 @@ func TestKeyPrefix(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Release(ctx)
-	if n, _ := c.Exists(ctx, "app1:{p}", "app1:{p}:fence").Result(); n != 2 {
+	if n, _ := c.Exists(ctx, "app1:{p}", "app1:fence").Result(); n != 2 {
 		t.Fatalf("prefixed keys missing (%d of 2)", n)
 	}
 	// Another prefix is another lock.
@@ -317,7 +339,7 @@ func TestMiniredis(t *testing.T) {
 	if mr.Exists("redlease:{mini}") {
 		t.Fatal("key left")
 	}
-	if v, _ := mr.Get("redlease:{mini}:fence"); v != "2" {
+	if v, _ := mr.Get("redlease:fence"); v != "2" {
 		t.Fatalf("fence counter %q, want 2", v)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -28,93 +27,92 @@ var ErrSlowReply = errors.New("redlease: acquire reply arrived after the lease's
 // with their TTL.
 const cleanupTimeout = 500 * time.Millisecond
 
-// Try makes one acquisition attempt: each group in order, all or nothing.
-// When a group is held by someone else, the groups already taken are
-// released and the error is a *LockedError. When a call fails (network,
-// ctx), the groups taken so far and the failed one, which may have been
-// applied, are released before returning the error. On success the keys hold
-// s.Token.
+// Try makes one acquisition attempt: each group in order, all or nothing,
+// with one fresh token (or the custom token) for all groups. When a group is
+// held by someone else, the groups already taken are released and the error
+// is a *LockedError. When a call fails (network, ctx, a slow reply), it may
+// still have run, once or more: the groups taken so far and the failed one
+// are released by the attempt's token, which only this attempt ever used, so
+// nothing another request created is touched (see protocol.go). On success
+// the keys hold the grant's token.
 func (s *Spec) Try(ctx context.Context) (Grant, error) {
+	token := s.Token
+	if token == "" {
+		token = NewToken()
+	}
+	var tokenArg any = token
 	sentAt := time.Now()
-	var fences []int64
+	fences := make([]int64, 0, len(s.Groups[0].Keys))
+	var gen int64
 	for gi, g := range s.Groups {
 		var reply any
 		var err error
 		acks := int64(-1)
 		if s.Replicas > 0 {
-			reply, acks, err = s.acquireReplicated(ctx, g)
+			reply, acks, err = RunReplicated(ctx, s.Client, s.Replicas, s.ReplicaTimeout, scripts.Acquire, g.acquireKeys(), tokenArg, s.TTLArg)
 		} else {
-			reply, err = scripts.Acquire.Run(ctx, s.Client, g.acquireKeys(), s.TokenArg, s.TTLArg).Result()
+			reply, err = scripts.Acquire.Run(ctx, s.Client, g.acquireKeys(), tokenArg, s.TTLArg).Result()
 		}
 		if err != nil {
-			if notSent(err) {
-				s.cleanup(ctx, s.Groups[:gi])
-			} else {
-				s.cleanup(ctx, s.Groups[:gi+1]) // it may have been applied
-			}
+			s.cleanup(ctx, s.Groups[:gi+1], token) // it may have run
 			return Grant{}, err
 		}
-		got, busy, pttl, err := ParseAcquire(reply, len(g.Keys))
+		got, ggen, busy, pttl, err := ParseAcquire(reply, len(g.Keys))
 		if err != nil {
-			s.cleanup(ctx, s.Groups[:gi+1])
+			s.cleanup(ctx, s.Groups[:gi+1], token)
 			return Grant{}, err
 		}
 		if busy > 0 {
-			s.cleanup(ctx, s.Groups[:gi])
+			s.cleanup(ctx, s.Groups[:gi], token)
 			k := g.Keys[busy-1]
 			return Grant{}, &LockedError{Name: k.Name, PTTL: pttl, key: k}
 		}
 		if acks >= 0 && acks < int64(s.Replicas) {
-			s.cleanup(ctx, s.Groups[:gi+1])
-			return Grant{}, notReplicated(acks, s.Replicas)
+			s.cleanup(ctx, s.Groups[:gi+1], token)
+			return Grant{}, NotReplicated(acks, s.Replicas)
 		}
 		fences = append(fences, got...)
+		gen = max(gen, ggen)
 	}
 	if !time.Now().Before(Validity(sentAt, s.TTL, s.Drift)) {
-		s.cleanup(ctx, s.Groups)
+		s.cleanup(ctx, s.Groups, token)
 		return Grant{}, fmt.Errorf("%w (TTL %v)", ErrSlowReply, s.TTL)
 	}
-	return Grant{Spec: s, Fences: fences, SentAt: sentAt, PTTL: s.TTL}, nil
+	return Grant{Spec: s, Token: token, Gen: gen, Fences: fences, SentAt: sentAt, PTTL: s.TTL}, nil
 }
 
-// notSent reports an error that proves the request never reached Redis: the
-// connection could not be made.
-func notSent(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
-}
-
-// cleanup releases groups after a failed attempt. It runs even when ctx is
-// done, bounded by its own timeout; if Redis stays unreachable the keys
-// expire with their TTL.
-func (s *Spec) cleanup(ctx context.Context, groups []Group) {
-	if len(groups) == 0 {
+// cleanup releases what the attempt with token may have taken in groups. It
+// runs even when ctx is done, bounded by its own timeout; if Redis stays
+// unreachable the keys expire with their TTL. With a custom token it deletes
+// nothing: the hold may be a re-obtain of one the owner already had.
+func (s *Spec) cleanup(ctx context.Context, groups []Group, token string) {
+	if len(groups) == 0 || s.Token != "" {
 		return
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	_, _ = releasePlain(cctx, s.Client, groups, s.Token, s.TokenArg)
+	_, _ = releasePlain(cctx, s.Client, groups, token)
 }
 
 // ReleaseGroups releases a lease's groups. It returns the first key that no
 // longer held token, if any; other keys are released anyway. Local waiters
 // of released keys are woken without waiting for pub/sub, and a single-key
 // lock whose next local waiter made an offer is handed to it in the same
-// script call when no other process waits (see handoff). tokenArg is token
-// boxed (see Spec.TokenArg).
-func ReleaseGroups(ctx context.Context, c redis.UniversalClient, groups []Group, token string, tokenArg any) (missing *keys.Key, err error) {
+// script call when no other process waits (see handoff).
+func ReleaseGroups(ctx context.Context, c redis.UniversalClient, groups []Group, token string) (missing *keys.Key, err error) {
 	if len(groups) == 1 && len(groups[0].Keys) == 1 {
 		if w, offer := wake.Head(c, groups[0].Keys[0].Wake); w != nil {
 			if next, ok := offer.(*Spec); ok {
-				return handoff(ctx, c, groups[0], token, tokenArg, w, next)
+				return handoff(ctx, c, groups[0], token, w, next)
 			}
 		}
 	}
-	return releasePlain(ctx, c, groups, token, tokenArg)
+	return releasePlain(ctx, c, groups, token)
 }
 
 // releasePlain runs the release script on each group.
-func releasePlain(ctx context.Context, c redis.UniversalClient, groups []Group, token string, tokenArg any) (missing *keys.Key, err error) {
+func releasePlain(ctx context.Context, c redis.UniversalClient, groups []Group, token string) (missing *keys.Key, err error) {
+	var tokenArg any = token
 	for _, g := range groups {
 		for _, k := range g.Keys {
 			wake.Expect(c, k.Wake, token)
@@ -123,6 +121,10 @@ func releasePlain(ctx context.Context, c redis.UniversalClient, groups []Group, 
 		if rerr != nil {
 			if err == nil {
 				err = rerr
+			}
+			// It may have run: let the local head look for itself.
+			for _, k := range g.Keys {
+				wake.Released(c, k.Wake)
 			}
 			continue
 		}
@@ -150,25 +152,28 @@ func releasePlain(ctx context.Context, c redis.UniversalClient, groups []Group, 
 
 // handoff releases the single key of g held with token and, if no other
 // process subscribes to its wake-up channel, gives it to w — the head of this
-// process's queue — with next's token and TTL, in one script call: the next
-// holder gets the lock one round trip after the release started instead of
-// two. Otherwise the key is released and the wake-up published as usual.
-func handoff(ctx context.Context, c redis.UniversalClient, g Group, token string, tokenArg any, w *wake.Waiter, next *Spec) (*keys.Key, error) {
+// process's queue — in one script call, under a token made for this handoff
+// alone: the next holder gets the lock one round trip after the release
+// started instead of two. Otherwise the key is released and the wake-up
+// published as usual. A retried handoff returns the first run's result; if
+// the outcome stays unknown, the handoff token is released (it can only
+// delete what this very call created) and the local head is woken.
+func handoff(ctx context.Context, c redis.UniversalClient, g Group, token string, w *wake.Waiter, next *Spec) (*keys.Key, error) {
 	k := g.Keys[0]
 	wake.Expect(c, k.Wake, token)
+	hand := NewToken()
 	sentAt := time.Now()
-	reply, err := scripts.Handoff.Run(ctx, c, g.acquireKeys(), tokenArg, next.TokenArg, next.TTLArg, k.Wake).Result()
-	if err != nil {
-		// It may have run and handed the key to next, who will never hear
-		// of it: take it back from next's token (ours is then still held
-		// and expires with its TTL, as with any failed release).
-		next.cleanup(ctx, []Group{g})
-		wake.Released(c, k.Wake)
-		return nil, err
+	reply, err := scripts.Handoff.Run(ctx, c, g.acquireKeys(), token, hand, next.TTLArg, k.Wake).Result()
+	var status, fence int64
+	if err == nil {
+		status, fence, err = ParseHandoff(reply)
 	}
-	status, fence, err := ParseHandoff(reply)
 	if err != nil {
-		next.cleanup(ctx, []Group{g})
+		// Whatever ran: a hold under hand was created by this call and
+		// delivered to nobody; a hold under token is ours, the lease ended.
+		next.cleanup(ctx, []Group{g}, hand)
+		next.cleanup(ctx, []Group{g}, token)
+		wake.Released(c, k.Wake)
 		return nil, err
 	}
 	switch status {
@@ -180,11 +185,11 @@ func handoff(ctx context.Context, c redis.UniversalClient, g Group, token string
 		return nil, nil
 	}
 	wake.Unexpect(c, k.Wake, token)
-	grant := Grant{Spec: next, Fences: []int64{fence}, SentAt: sentAt, PTTL: next.TTL}
+	grant := Grant{Spec: next, Token: hand, Fences: []int64{fence}, SentAt: sentAt, PTTL: next.TTL}
 	if !time.Now().Before(Validity(sentAt, next.TTL, next.Drift)) || !w.Deliver(grant) {
 		// Too late to be valid, or the waiter left meanwhile: release it
 		// (publishing the wake-up for whoever waits now).
-		next.cleanup(ctx, []Group{g})
+		next.cleanup(ctx, []Group{g}, hand)
 	}
 	return nil, nil
 }
@@ -210,46 +215,51 @@ func ParseHandoff(reply any) (status, fence int64, err error) {
 }
 
 // ParseAcquire decodes the acquire script's reply for a group of n keys:
-// fences on success, or the 1-based index of the held key and its PTTL.
-func ParseAcquire(reply any, n int) (fences []int64, busy int, pttl time.Duration, err error) {
+// the generation and the fences on success, or the 1-based index of the held
+// key and its PTTL.
+func ParseAcquire(reply any, n int) (fences []int64, gen int64, busy int, pttl time.Duration, err error) {
 	arr, ok := reply.([]any)
 	if !ok || len(arr) == 0 {
-		return nil, 0, 0, fmt.Errorf("%w: acquire returned %T %v", ErrReply, reply, reply)
+		return nil, 0, 0, 0, fmt.Errorf("%w: acquire returned %T %v", ErrReply, reply, reply)
 	}
 	status, ok := arr[0].(int64)
 	if !ok {
-		return nil, 0, 0, fmt.Errorf("%w: acquire status %T %v", ErrReply, arr[0], arr[0])
+		return nil, 0, 0, 0, fmt.Errorf("%w: acquire status %T %v", ErrReply, arr[0], arr[0])
 	}
 	switch status {
 	case 1:
-		if len(arr) != n+1 {
-			return nil, 0, 0, fmt.Errorf("%w: acquire returned %d fences for %d keys", ErrReply, len(arr)-1, n)
+		if len(arr) != n+2 {
+			return nil, 0, 0, 0, fmt.Errorf("%w: acquire returned %d fences for %d keys", ErrReply, len(arr)-2, n)
+		}
+		gen, ok = arr[1].(int64)
+		if !ok || gen < 0 {
+			return nil, 0, 0, 0, fmt.Errorf("%w: generation %v", ErrReply, arr[1])
 		}
 		fences = make([]int64, n)
 		for i := range fences {
-			f, ok := arr[i+1].(int64)
+			f, ok := arr[i+2].(int64)
 			if !ok || f <= 0 {
-				return nil, 0, 0, fmt.Errorf("%w: fence %v", ErrReply, arr[i+1])
+				return nil, 0, 0, 0, fmt.Errorf("%w: fence %v", ErrReply, arr[i+2])
 			}
 			fences[i] = f
 		}
-		return fences, 0, 0, nil
+		return fences, gen, 0, 0, nil
 	case 0:
 		if len(arr) != 3 {
-			return nil, 0, 0, fmt.Errorf("%w: acquire busy reply %v", ErrReply, arr)
+			return nil, 0, 0, 0, fmt.Errorf("%w: acquire busy reply %v", ErrReply, arr)
 		}
 		ms, ok1 := arr[1].(int64)
 		idx, ok2 := arr[2].(int64)
 		if !ok1 || !ok2 || idx < 1 || idx > int64(n) {
-			return nil, 0, 0, fmt.Errorf("%w: acquire busy reply %v", ErrReply, arr)
+			return nil, 0, 0, 0, fmt.Errorf("%w: acquire busy reply %v", ErrReply, arr)
 		}
 		pttl = time.Duration(ms) * time.Millisecond
 		if ms < 0 {
 			pttl = time.Duration(ms) // -1: no TTL, -2: gone since; kept negative
 		}
-		return nil, int(idx), pttl, nil
+		return nil, 0, int(idx), pttl, nil
 	}
-	return nil, 0, 0, fmt.Errorf("%w: acquire status %d", ErrReply, status)
+	return nil, 0, 0, 0, fmt.Errorf("%w: acquire status %d", ErrReply, status)
 }
 
 // ParsePair decodes a two-integer script reply.

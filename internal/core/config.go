@@ -59,14 +59,21 @@ func (c *Config) validate() error {
 	if c.TTL < MinTTL {
 		return fmt.Errorf("%w: TTL %v: must be at least %v", ErrInvalid, c.TTL, MinTTL)
 	}
+	// Redis receives whole milliseconds; validity is counted from that.
+	c.TTL = c.TTL.Truncate(time.Millisecond)
+	if !(c.Drift >= 0 && c.Drift < 0.5) {
+		return fmt.Errorf("%w: drift factor %v: must be in [0, 0.5)", ErrInvalid, c.Drift)
+	}
+	window := Validity(time.Time{}, c.TTL, c.Drift).Sub(time.Time{})
+	if window <= 0 {
+		return fmt.Errorf("%w: TTL %v with drift factor %v leaves no validity", ErrInvalid, c.TTL, c.Drift)
+	}
 	if !c.RenewSet {
 		c.RenewInterval = c.TTL / 3
 	}
-	if c.RenewInterval <= 0 || c.RenewInterval >= c.TTL {
-		return fmt.Errorf("%w: renew interval %v: must be positive and shorter than the TTL %v", ErrInvalid, c.RenewInterval, c.TTL)
-	}
-	if !(c.Drift >= 0 && c.Drift < 0.5) {
-		return fmt.Errorf("%w: drift factor %v: must be in [0, 0.5)", ErrInvalid, c.Drift)
+	if c.RenewInterval <= 0 || c.RenewInterval >= window {
+		return fmt.Errorf("%w: renew interval %v: must be positive and shorter than the lease's validity window %v (TTL %v × (1 − drift %v) − %v), or the lease expires before its first renewal",
+			ErrInvalid, c.RenewInterval, window, c.TTL, c.Drift, Margin)
 	}
 	if c.TokenSet && c.Token == "" {
 		return fmt.Errorf("%w: token %q: must not be empty", ErrInvalid, c.Token)
@@ -79,9 +86,6 @@ func (c *Config) validate() error {
 	}
 	if c.Replicas > 0 && (c.ReplicaTimeout <= 0 || c.ReplicaTimeout >= c.TTL) {
 		return fmt.Errorf("%w: replica timeout %v: must be positive and shorter than the TTL %v", ErrInvalid, c.ReplicaTimeout, c.TTL)
-	}
-	if v := Validity(time.Time{}, c.TTL, c.Drift); v.Sub(time.Time{}) <= 0 {
-		return fmt.Errorf("%w: TTL %v with drift factor %v leaves no validity", ErrInvalid, c.TTL, c.Drift)
 	}
 	c.ttlArg = c.TTL.Milliseconds()
 	return nil
@@ -110,7 +114,10 @@ func NewToken() string {
 	return string(h[:])
 }
 
-// CheckClient refuses a nil client, including a typed nil pointer.
+// CheckClient refuses a nil client, including a typed nil pointer, and a
+// *redis.Ring: a ring routes a script by its first key, so the other keys of
+// a multi-key call land on the wrong shard, and a ring's shards are
+// independent servers with no multi-key atomicity between them.
 func CheckClient(c redis.UniversalClient) error {
 	nilPtr := false
 	switch v := c.(type) {
@@ -121,7 +128,7 @@ func CheckClient(c redis.UniversalClient) error {
 	case *redis.ClusterClient:
 		nilPtr = v == nil
 	case *redis.Ring:
-		nilPtr = v == nil
+		return fmt.Errorf("%w: client is a *redis.Ring: a ring's shards are independent servers, so keys of one lock operation can land on different shards with no atomicity between them; use a *redis.Client, a failover client or a *redis.ClusterClient", ErrInvalid)
 	}
 	if nilPtr {
 		return fmt.Errorf("%w: client is nil", ErrInvalid)
@@ -138,16 +145,23 @@ func (c *Config) Key(name string) (keys.Key, error) {
 	return k, nil
 }
 
-// Spec builds an acquisition of groups with this configuration and a token:
-// the fixed one, or a fresh random one.
+// Spec builds an acquisition of groups with this configuration. Each attempt
+// makes its own token unless a custom token is set (see protocol.go).
 func (c *Config) Spec(client redis.UniversalClient, groups []Group) *Spec {
-	token := c.Token
-	if !c.TokenSet {
-		token = NewToken()
-	}
-	return &Spec{Client: client, Groups: groups, Token: token, TTL: c.TTL, RenewInterval: c.RenewInterval,
-		AutoRenew: c.AutoRenew, Drift: c.Drift, NewBackoff: c.NewBackoff, TokenArg: token, TTLArg: c.ttlArg,
+	return &Spec{Client: client, Groups: groups, Token: c.Token, TTL: c.TTL, RenewInterval: c.RenewInterval,
+		AutoRenew: c.AutoRenew, Drift: c.Drift, NewBackoff: c.NewBackoff, TTLArg: c.ttlArg,
 		Replicas: c.Replicas, ReplicaTimeout: c.ReplicaTimeout}
+}
+
+// Group builds the group of ks, which share hash slot slot, with its fence
+// counter.
+func (c *Config) Group(client redis.UniversalClient, ks []keys.Key) (Group, error) {
+	_, cluster := client.(*redis.ClusterClient)
+	f, ok := keys.FenceKey(c.Prefix, ks[0].Slot, cluster)
+	if !ok {
+		return Group{}, fmt.Errorf("%w: key prefix %q: no fence counter key reaches hash slot %d", ErrInvalid, c.Prefix, ks[0].Slot)
+	}
+	return NewGroup(ks, f), nil
 }
 
 // CheckCtx refuses a nil context (the go-redis calls below would panic).

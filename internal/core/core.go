@@ -37,21 +37,20 @@ type Group struct {
 	Keys []keys.Key
 
 	lock     []string // KEYS of release, renew, extend, refresh, inspect
-	acquire  []string // KEYS of acquire: lock keys, then fence keys
+	acquire  []string // KEYS of acquire and handoff: lock keys, then the slot's fence counter
 	wakeArgs []any    // ARGV[2..] of release
 }
 
-// NewGroup precomputes the script arguments of ks.
-func NewGroup(ks []keys.Key) Group {
-	g := Group{Keys: ks, lock: make([]string, len(ks)), acquire: make([]string, 0, 2*len(ks)), wakeArgs: make([]any, len(ks))}
+// NewGroup precomputes the script arguments of ks, whose fence counter is
+// fence (see keys.FenceKey).
+func NewGroup(ks []keys.Key, fence string) Group {
+	g := Group{Keys: ks, lock: make([]string, len(ks)), acquire: make([]string, 0, len(ks)+1), wakeArgs: make([]any, len(ks))}
 	for i, k := range ks {
 		g.lock[i] = k.Lock
 		g.wakeArgs[i] = k.Wake
 	}
 	g.acquire = append(g.acquire, g.lock...)
-	for _, k := range ks {
-		g.acquire = append(g.acquire, k.Fence)
-	}
+	g.acquire = append(g.acquire, fence)
 	return g
 }
 
@@ -67,18 +66,18 @@ func (g Group) releaseArgs(token any) []any {
 }
 
 // Spec is what an acquisition takes: the groups in acquisition order, the
-// token, the TTL and the lease options that follow a success.
+// custom token if any, the TTL and the lease options that follow a success.
 type Spec struct {
 	Client        redis.UniversalClient
 	Groups        []Group
-	Token         string
-	TTL           time.Duration
+	Token         string        // the custom token; "" for a fresh token per attempt
+	TTL           time.Duration // whole milliseconds: what Redis receives
 	RenewInterval time.Duration
 	AutoRenew     bool
 	Drift         float64
 	NewBackoff    func() backoff.BackOff
 
-	TokenArg, TTLArg any // Token and TTL in ms, boxed once for script calls
+	TTLArg any // TTL in ms, boxed once for script calls
 
 	Replicas       int           // WAIT for this many replicas after acquiring; 0: don't
 	ReplicaTimeout time.Duration // WAIT's timeout
@@ -111,6 +110,8 @@ func (s *Spec) Label() string {
 // Grant is a successful acquisition, what NewLease turns into a Lease.
 type Grant struct {
 	Spec   *Spec
+	Token  string    // the token the keys hold
+	Gen    int64     // the keys' generation (see protocol.go)
 	Fences []int64   // one per name, in acquisition order
 	SentAt time.Time // when the first acquire request was sent
 	PTTL   time.Duration
@@ -142,4 +143,27 @@ func (e *LockedError) Is(target error) bool { return target == ErrLocked }
 // drift rate of at most drift.
 func Validity(sentAt time.Time, ttl time.Duration, drift float64) time.Time {
 	return sentAt.Add(ttl - time.Duration(float64(ttl)*drift) - Margin)
+}
+
+// Holds reports whether v, the value of a lock key, is a hold of token:
+// "<fence>:<gen>:<token>" (see protocol.go).
+func Holds(v, token string) bool {
+	f, rest, ok := strings.Cut(v, ":")
+	if !ok || !digits(f) {
+		return false
+	}
+	g, t, ok := strings.Cut(rest, ":")
+	return ok && digits(g) && t == token
+}
+
+func digits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }

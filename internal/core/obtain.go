@@ -112,12 +112,12 @@ func Obtain(ctx context.Context, s *Spec) (Grant, error) {
 	}
 }
 
-// join queues for k's wake-up channel. A single-key lock without replica
-// acknowledgement offers its spec, so that a local release can hand the lock
-// over directly (see handoff).
+// join queues for k's wake-up channel. A single-key lock with random tokens
+// and without replica acknowledgement offers its spec, so that a local
+// release can hand the lock over directly (see handoff).
 func (s *Spec) join(ctx context.Context, k keys.Key) *wake.Waiter {
 	w := wake.Join(ctx, s.Client, k.Wake, k.Slot)
-	if len(s.Groups) == 1 && len(s.Groups[0].Keys) == 1 && s.Replicas == 0 {
+	if len(s.Groups) == 1 && len(s.Groups[0].Keys) == 1 && s.Replicas == 0 && s.Token == "" {
 		w.SetOffer(s)
 	}
 	return w
@@ -125,8 +125,8 @@ func (s *Spec) join(ctx context.Context, k keys.Key) *wake.Waiter {
 
 // leave leaves w's queue and releases a lock handed to w that it never took.
 func (s *Spec) leave(ctx context.Context, w *wake.Waiter, acquired bool) {
-	if g := w.Leave(acquired); g != nil {
-		s.cleanup(ctx, s.Groups)
+	if g, ok := w.Leave(acquired).(Grant); ok {
+		s.cleanup(ctx, s.Groups, g.Token)
 	}
 }
 

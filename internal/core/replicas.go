@@ -6,30 +6,30 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/redlease/redlease/internal/scripts"
 )
 
 // ErrNotReplicated reports an acquisition that fewer replicas acknowledged
 // than required (see mutex.WithReplicas). The acquisition was undone.
 var ErrNotReplicated = errors.New("mutex: not acknowledged by enough replicas")
 
-// acquireReplicated runs the acquire script and WAIT on one connection of the
-// group's master, in one pipeline (one round trip plus the replicas' ack).
-// It returns the script's reply and the number of replicas that acknowledged.
-func (s *Spec) acquireReplicated(ctx context.Context, g Group) (any, int64, error) {
-	var node redis.Cmdable = s.Client
-	cc, cluster := s.Client.(*redis.ClusterClient)
+// RunReplicated runs script and WAIT n timeout on one connection of the
+// master of keys[0], in one pipeline (one round trip plus the replicas'
+// acknowledgement). It returns the script's reply and the number of replicas
+// that acknowledged it.
+func RunReplicated(ctx context.Context, c redis.UniversalClient, n int, timeout time.Duration, script *redis.Script, keys []string, args ...any) (any, int64, error) {
+	var node redis.Cmdable = c
+	cc, cluster := c.(*redis.ClusterClient)
 	if cluster {
 		// WAIT counts the acks of this connection's writes, so it must go to
-		// the master of the group's slot on the same connection.
-		c, err := cc.MasterForKey(ctx, g.Keys[0].Lock)
+		// the master of the keys' slot on the same connection.
+		m, err := cc.MasterForKey(ctx, keys[0])
 		if err != nil {
 			return nil, 0, err
 		}
-		node = c
+		node = m
 	}
 	asking, loaded := false, false
 	for redirects := 0; ; {
@@ -37,8 +37,8 @@ func (s *Spec) acquireReplicated(ctx context.Context, g Group) (any, int64, erro
 		if asking {
 			pipe.Do(ctx, "asking")
 		}
-		ev := pipe.EvalSha(ctx, scripts.Acquire.Hash(), g.acquireKeys(), s.TokenArg, s.TTLArg)
-		wait := pipe.Do(ctx, "wait", s.Replicas, s.ReplicaTimeout.Milliseconds())
+		ev := pipe.EvalSha(ctx, script.Hash(), keys, args...)
+		wait := pipe.Do(ctx, "wait", n, timeout.Milliseconds())
 		_, _ = pipe.Exec(ctx)
 		err := ev.Err()
 		if kind, addr, ok := redirect(err); ok && cluster && redirects < 5 {
@@ -48,17 +48,17 @@ func (s *Spec) acquireReplicated(ctx context.Context, g Group) (any, int64, erro
 			if kind == "MOVED" {
 				cc.ReloadState(ctx)
 			}
-			n, nerr := nodeByAddr(ctx, cc, addr)
+			nc, nerr := nodeByAddr(ctx, cc, addr)
 			if nerr != nil {
 				return nil, 0, nerr
 			}
-			node, asking = n, kind == "ASK"
+			node, asking = nc, kind == "ASK"
 			continue
 		}
 		if redis.HasErrorPrefix(err, "NOSCRIPT") && !loaded {
 			// Inside a pipeline EVALSHA cannot fall back to EVAL: load and retry.
 			loaded = true
-			if err := scripts.Acquire.Load(ctx, node).Err(); err != nil {
+			if err := script.Load(ctx, node).Err(); err != nil {
 				return nil, 0, err
 			}
 			continue
@@ -104,6 +104,7 @@ func nodeByAddr(ctx context.Context, cc *redis.ClusterClient, addr string) (*red
 	return found, nil
 }
 
-func notReplicated(acks int64, want int) error {
+// NotReplicated is the error for acks of want replicas.
+func NotReplicated(acks int64, want int) error {
 	return fmt.Errorf("%w: %d of %d replicas acknowledged", ErrNotReplicated, acks, want)
 }

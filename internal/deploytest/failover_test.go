@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redlease/redlease/internal/core"
 	"github.com/redlease/redlease/internal/keys"
 	"github.com/redlease/redlease/internal/redistest"
 	"github.com/redlease/redlease/lease"
@@ -149,7 +150,7 @@ func runTrial(t *testing.T, deployment string, env trialEnv, ack bool) {
 		for _, h := range holders {
 			waitUntil(t, fmt.Sprintf("%s on replica %s", lockKey(h.name), r.Addr), 10*time.Second, func() bool {
 				v, _ := rc.Get(ctx, lockKey(h.name)).Result()
-				return v == h.l.Token()
+				return core.Holds(v, h.l.Token())
 			})
 		}
 	}
@@ -216,7 +217,7 @@ func runTrial(t *testing.T, deployment string, env trialEnv, ack bool) {
 		if err != nil && !errors.Is(err, redis.Nil) {
 			t.Fatalf("GET %s on the new master %s: %v", lockKey(h.name), nm.Addr, err)
 		}
-		h.survived = v == h.l.Token()
+		h.survived = core.Holds(v, h.l.Token())
 		if !h.survived {
 			lost++
 			if h.replicated {
@@ -290,7 +291,7 @@ func runTrial(t *testing.T, deployment string, env trialEnv, ack bool) {
 		acquired++
 	}
 	for _, w := range waiters {
-		if v, _ := nc.Get(ctx, lockKey(w.name)).Result(); v != w.l.Token() {
+		if v, _ := nc.Get(ctx, lockKey(w.name)).Result(); !core.Holds(v, w.l.Token()) {
 			t.Errorf("%s on the new master = %q, want waiter's token", lockKey(w.name), v)
 		}
 	}

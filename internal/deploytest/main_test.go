@@ -22,8 +22,12 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m, leaktest.Options()...) }
 
-func lockKey(name string) string  { return "redlease:{" + name + "}" }
-func fenceKey(name string) string { return lockKey(name) + ":fence" }
+func lockKey(name string) string { return "redlease:{" + name + "}" }
+func fenceKey(name string) string {
+	k, _ := keys.For("redlease:", name)
+	f, _ := keys.FenceKey("redlease:", k.Slot, true)
+	return f
+}
 func wakeChannel(name string) string {
 	return lockKey(name) + ":wake"
 }
@@ -180,7 +184,7 @@ func clusterNames(t testing.TB, cc *redis.ClusterClient, prefix string, perMaste
 		if used[k.Slot] || !masters[m] || len(out[m]) >= perMaster {
 			continue
 		}
-		for _, key := range []string{k.Lock, k.Fence, k.Wake} {
+		for _, key := range []string{k.Lock, fenceKey(name), k.Wake} {
 			s, err := cc.ClusterKeySlot(ctx, key).Result()
 			if err != nil {
 				t.Fatalf("CLUSTER KEYSLOT %s: %v", key, err)

@@ -11,6 +11,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redlease/redlease/internal/core"
 	"github.com/redlease/redlease/internal/keys"
 	"github.com/redlease/redlease/internal/redistest"
 	"github.com/redlease/redlease/internal/wake"
@@ -97,7 +98,7 @@ func testReshardWhileHeld(t *testing.T, c *redistest.Cluster) {
 	if err := l.Err(); err != nil {
 		t.Fatalf("lease reported lost across the migration: %v", err)
 	}
-	if v, err := dstC.Get(ctx, lockKey(name)).Result(); err != nil || v != l.Token() {
+	if v, err := dstC.Get(ctx, lockKey(name)).Result(); err != nil || !core.Holds(v, l.Token()) {
 		t.Fatalf("%s on the target = %q, %v; want the token", lockKey(name), v, err)
 	}
 	if pttl, err := dstC.PTTL(ctx, lockKey(name)).Result(); err != nil || pttl <= 0 || pttl > 3*time.Second {
@@ -120,7 +121,7 @@ func testReshardWhileHeld(t *testing.T, c *redistest.Cluster) {
 	if w.err != nil {
 		t.Fatalf("waiter queued before the migration did not acquire: %v", w.err)
 	}
-	if v, _ := dstC.Get(ctx, lockKey(name)).Result(); v != w.l.Token() {
+	if v, _ := dstC.Get(ctx, lockKey(name)).Result(); !core.Holds(v, w.l.Token()) {
 		t.Fatalf("%s on the target = %q, want the waiter's token", lockKey(name), v)
 	}
 	if err := w.l.Release(ctx); err != nil {
@@ -289,7 +290,7 @@ func testReplicasFollowRedirects(t *testing.T, c *redistest.Cluster) {
 	pipe.Do(ctx, "asking")
 	held := pipe.Get(ctx, lockKey(name))
 	_, _ = pipe.Exec(ctx)
-	if v, err := held.Result(); err != nil || v != holder.Token() {
+	if v, err := held.Result(); err != nil || !core.Holds(v, holder.Token()) {
 		t.Fatalf("%s on the target = %q, %v; want the holder's token", lockKey(name), v, err)
 	}
 
@@ -309,7 +310,7 @@ func testReplicasFollowRedirects(t *testing.T, c *redistest.Cluster) {
 		t.Fatalf("stale-map client, WithReplicas, slot %d moved %s -> %s: TryLock = %v (ErrNotReplicated %v); want it to follow MOVED",
 			mv.slot, mv.src.Addr, mv.dst.Addr, err, errors.Is(err, mutex.ErrNotReplicated))
 	}
-	if v, err := mv.dstC.Get(ctx, lockKey(name)).Result(); err != nil || v != l.Token() {
+	if v, err := mv.dstC.Get(ctx, lockKey(name)).Result(); err != nil || !core.Holds(v, l.Token()) {
 		t.Fatalf("%s on the new owner %s = %q, %v; want the token", lockKey(name), mv.dst.Addr, v, err)
 	}
 	if n, err := mv.srcC.ClusterCountKeysInSlot(ctx, mv.slot).Result(); err != nil || n != 0 {
@@ -409,7 +410,7 @@ func testWakeUpFollowsSlotMove(t *testing.T, c *redistest.Cluster) {
 		t.Fatalf("waiter: %v", w.err)
 	}
 	s1 := commandStats(t, ncs)
-	if v, err := mv.dstC.Get(ctx, lockKey(name)).Result(); err != nil || v != w.l.Token() {
+	if v, err := mv.dstC.Get(ctx, lockKey(name)).Result(); err != nil || !core.Holds(v, w.l.Token()) {
 		t.Fatalf("%s on the new owner = %q, %v; want the waiter's token", lockKey(name), v, err)
 	}
 	ssub, spub := delta(s1, s0, mv.dst.Addr, "ssubscribe"), delta(s1, s0, mv.dst.Addr, "spublish")

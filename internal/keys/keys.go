@@ -1,24 +1,27 @@
 // Package keys derives the Redis key names redlease uses for a lock name and
 // computes their Redis Cluster hash slot.
 //
-// For a prefix P and a name N the lock key is P+"{"+N+"}", the fence counter
-// is the lock key plus ":fence" and the wake-up channel the lock key plus
-// ":wake". The three share a hash tag, so they live in one slot and one Lua
-// script may touch them together on Redis Cluster.
+// For a prefix P and a name N the lock key is P+"{"+N+"}" and the wake-up
+// channel the lock key plus ":wake"; they share a hash tag. Fences come from
+// one counter per hash slot (see FenceKey), not one per name, so that no key
+// outlives the leases of a name: after the last release of a name nothing of
+// it remains in Redis, and fences stay strictly increasing per name because
+// every name of a slot draws from the same counter.
 package keys
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 )
 
 // Key holds the Redis names belonging to one lock name.
 type Key struct {
-	Name  string // the caller's lock name
-	Lock  string // holds the owner's token while the lock is held
-	Fence string // INCR counter: the fencing token of the latest acquisition
-	Wake  string // pub/sub channel a release publishes on
-	Slot  int    // Redis Cluster hash slot shared by Lock, Fence and Wake
+	Name string // the caller's lock name
+	Lock string // holds "<fence>:<gen>:<token>" while the lock is held
+	Wake string // pub/sub channel a release publishes on
+	Slot int    // Redis Cluster hash slot shared by Lock and Wake
 }
 
 // RuleError describes why a name or prefix was refused; callers wrap it into
@@ -40,8 +43,40 @@ func For(prefix, name string) (Key, error) {
 	if tag == lock {
 		return Key{}, &RuleError{Value: name, Rule: fmt.Sprintf("lock key %q has an empty hash tag (a name may not start with '}', a prefix may not contain \"{}\")", truncate(lock))}
 	}
-	return Key{Name: name, Lock: lock, Fence: lock + ":fence", Wake: lock + ":wake", Slot: Slot(lock)}, nil
+	return Key{Name: name, Lock: lock, Wake: lock + ":wake", Slot: Slot(lock)}, nil
 }
+
+// FenceKey returns the fence counter that serves the lock keys of slot under
+// prefix. Without cluster (a single Redis, Sentinel) there is one counter,
+// prefix+"fence". On Redis Cluster the counter must share the lock keys' slot
+// so that one script can use both: it is prefix+"{"+tag+"}:fence" with the
+// shortest tag (base 36 numbers in order) that puts the key in slot. Tags are
+// searched once per prefix and slot and remembered; ok is false if no tag
+// reaches slot (a prefix whose own hash tag pins every key elsewhere).
+func FenceKey(prefix string, slot int, cluster bool) (key string, ok bool) {
+	if !cluster {
+		return prefix + "fence", true
+	}
+	ck := fenceCacheKey{prefix, slot}
+	if k, ok := fenceCache.Load(ck); ok {
+		return k.(string), true
+	}
+	for i := 0; i < 1<<22; i++ {
+		k := prefix + "{" + strconv.FormatInt(int64(i), 36) + "}:fence"
+		if Slot(k) == slot {
+			fenceCache.Store(ck, k)
+			return k, true
+		}
+	}
+	return "", false
+}
+
+type fenceCacheKey struct {
+	prefix string
+	slot   int
+}
+
+var fenceCache sync.Map // fenceCacheKey → string
 
 func truncate(s string) string {
 	if len(s) > 64 {

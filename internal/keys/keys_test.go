@@ -24,7 +24,7 @@ func TestForSharesSlot(t *testing.T) {
 		if err != nil {
 			t.Fatalf("For(%q): %v", name, err)
 		}
-		if Slot(k.Fence) != k.Slot || Slot(k.Wake) != k.Slot || Slot(k.Lock) != k.Slot {
+		if Slot(k.Wake) != k.Slot || Slot(k.Lock) != k.Slot {
 			t.Errorf("name %q: keys in different slots: %+v", name, k)
 		}
 	}
@@ -47,8 +47,26 @@ func FuzzFor(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if Slot(k.Lock) != Slot(k.Fence) || Slot(k.Lock) != Slot(k.Wake) {
+		if f, ok := FenceKey(prefix, k.Slot, true); !ok || Slot(f) != k.Slot || Slot(k.Lock) != Slot(k.Wake) {
 			t.Fatalf("prefix %q name %q: lock/fence/wake in different slots", prefix, name)
 		}
 	})
+}
+
+func TestFenceKeySharesSlot(t *testing.T) {
+	for _, prefix := range []string{"redlease:", "app{x}:", "a{", "a}", "x{ab"} {
+		for _, name := range []string{"a", "orders:42", "中文", "x{y}z"} {
+			k, err := For(prefix, name)
+			if err != nil {
+				continue
+			}
+			f, ok := FenceKey(prefix, k.Slot, true)
+			if !ok || Slot(f) != k.Slot || f == k.Lock {
+				t.Errorf("FenceKey(%q, %d) = %q, %v (lock key %q)", prefix, k.Slot, f, ok, k.Lock)
+			}
+		}
+	}
+	if f, _ := FenceKey("redlease:", 5, false); f != "redlease:fence" {
+		t.Errorf("single-node fence key %q", f)
+	}
 }

@@ -1,11 +1,12 @@
 -- inspect: report whether lock keys hold the token, and for how long.
 -- KEYS[1..n]  lock keys
--- ARGV[1]     the owner's token
+-- ARGV[1]     the holder's token
 -- Returns {1, pttl} with the smallest remaining TTL when all keys hold the
--- token, or {0, i} when KEYS[i] does not. Read-only.
+-- token, or {0, i} when KEYS[i] does not. Read-only, so safe to run twice.
 local min = -1
 for i = 1, #KEYS do
-  if redis.call('get', KEYS[i]) ~= ARGV[1] then
+  local v = redis.call('get', KEYS[i])
+  if not v or string.match(v, '^%d+:%d+:(.*)$') ~= ARGV[1] then
     return {0, i}
   end
   local pttl = redis.call('pttl', KEYS[i])

@@ -9,85 +9,163 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// sub is one subscription connection and the goroutine that reads it. It is
-// owned by its hub: close signals the reader and waits for it.
+// sub is one subscription connection of a shard and its two goroutines: run,
+// which opens the connection and performs every subscription and
+// unsubscription, and read, which reads the connection. The hub owns run: it
+// asks it to stop (stop, under h.mu) and waits for done. run owns read and
+// the PubSub: it closes the PubSub exactly once and waits for read.
 type sub struct {
-	h     *hub
-	shard int
+	h      *hub
+	shard  int
+	probe  string             // a channel of the shard, for the SPUBLISH probe
+	cancel context.CancelFunc // aborts run's requests in flight (see stop)
 
-	// Set by open before opened is closed; sharded is read-only afterwards,
-	// ps is replaced (under mu) when the shard's slot moves.
+	// Guarded by h.mu. The hub decides the order of the requests under its
+	// lock and run performs them in that order without it, so no network
+	// I/O happens under h.mu, and an unsubscription is never overtaken by a
+	// later subscription of the same channel.
+	ops     []op
+	stopped bool          // the hub forgot this sub: run closes it
+	kick    chan struct{} // capacity 1: ops or stopped changed
+
+	// Guarded by mu: written by run and by rebind (in read). run and rebind
+	// hold mu while they use the PubSub, so the two never interleave.
 	mu      sync.Mutex
-	ps      *redis.PubSub
+	ps      *redis.PubSub // nil until the first subscription
 	sharded bool
-	opened  chan struct{}
+	closing chan struct{} // closed by run, under mu, before it closes ps
 
-	closing chan struct{}
-	done    chan struct{}
-	once    sync.Once
+	done chan struct{} // closed when run (and so read) returned
 }
 
-// open decides between sharded (SSUBSCRIBE, Redis 7+) and classic pub/sub,
-// matching what the release script manages to publish with, then starts the
-// reader goroutine.
-func (s *sub) open(ctx context.Context, channel string) {
-	c := s.h.client
-	// SPUBLISH to a channel nobody listens to costs nothing and tells whether
-	// the server knows sharded pub/sub.
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), confirmWait)
-	err := c.Do(pctx, "spublish", channel, "").Err()
-	cancel()
-	s.sharded = !isUnknownCommand(err)
-	if s.sharded {
-		s.ps = c.SSubscribe(ctx, channel)
-	} else {
-		s.ps = c.Subscribe(ctx, channel)
+// op is a request to subscribe (add) or unsubscribe a channel.
+type op struct {
+	channel string
+	add     bool
+}
+
+// newSub starts the subscription of shard, probing with channel. h.mu must
+// be held; the caller records the sub in h.subs and requests channel.
+func newSub(h *hub, shard int, channel string) *sub {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &sub{
+		h: h, shard: shard, probe: channel, cancel: cancel,
+		kick: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{}),
 	}
-	close(s.opened)
-	go s.read()
+	go s.run(ctx)
+	return s
 }
 
-// add subscribes to one more channel once the connection is open.
-func (s *sub) add(ctx context.Context, channel string) {
+// request queues a subscription (add) or unsubscription of channel. h.mu
+// must be held.
+func (s *sub) request(channel string, add bool) {
+	s.ops = append(s.ops, op{channel, add})
+	s.poke()
+}
+
+// stop asks run to close the subscription, also while it is still opening;
+// the caller then waits for done. h.mu must be held, and s must already be
+// gone from h.subs so that no request follows.
+func (s *sub) stop() {
+	s.stopped = true
+	s.cancel()
+	s.poke()
+}
+
+func (s *sub) poke() {
 	select {
-	case <-s.opened:
-	case <-ctx.Done():
-		return
-	}
-	ps := s.current()
-	if s.sharded {
-		_ = ps.SSubscribe(ctx, channel)
-	} else {
-		_ = ps.Subscribe(ctx, channel)
+	case s.kick <- struct{}{}:
+	default:
 	}
 }
 
-func (s *sub) current() *redis.PubSub {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ps
+// next takes the queued requests, and reports whether s was stopped.
+func (h *hub) next(s *sub) ([]op, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ops := s.ops
+	s.ops = nil
+	return ops, s.stopped
 }
 
-func (s *sub) unsubscribe(channel string) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	ps := s.current()
-	if s.sharded {
-		_ = ps.SUnsubscribe(ctx, channel)
-	} else {
-		_ = ps.Unsubscribe(ctx, channel)
-	}
-}
-
-func (s *sub) close() {
-	s.once.Do(func() {
+// run decides between sharded (SSUBSCRIBE, Redis 7+) and classic pub/sub,
+// matching what the release script manages to publish with, then performs
+// the hub's requests until it is stopped.
+func (s *sub) run(ctx context.Context) {
+	defer close(s.done)
+	reading := false
+	readDone := make(chan struct{})
+	defer func() {
 		s.mu.Lock()
 		close(s.closing)
 		ps := s.ps
 		s.mu.Unlock()
-		_ = ps.Close()
-	})
-	<-s.done
+		if ps != nil {
+			_ = ps.Close()
+		}
+		if reading {
+			<-readDone
+		}
+	}()
+
+	// SPUBLISH to a channel nobody listens to costs nothing and tells whether
+	// the server knows sharded pub/sub.
+	pctx, cancel := context.WithTimeout(ctx, confirmWait)
+	err := s.h.client.Do(pctx, "spublish", s.probe, "").Err()
+	cancel()
+	s.mu.Lock()
+	s.sharded = !isUnknownCommand(err)
+	s.mu.Unlock()
+
+	for {
+		ops, stopped := s.h.next(s)
+		if stopped {
+			return
+		}
+		if s.apply(ctx, ops) && !reading {
+			reading = true
+			go func() {
+				defer close(readDone)
+				s.read()
+			}()
+		}
+		<-s.kick
+	}
+}
+
+// apply performs ops in order, opening the connection with the first
+// subscription. It reports whether the connection exists.
+func (s *sub) apply(ctx context.Context, ops []op) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, o := range ops {
+		octx, cancel := context.WithTimeout(ctx, confirmWait)
+		switch {
+		case o.add && s.ps == nil && s.sharded:
+			s.ps = s.h.client.SSubscribe(octx, o.channel)
+		case o.add && s.ps == nil:
+			s.ps = s.h.client.Subscribe(octx, o.channel)
+		case o.add && s.sharded:
+			_ = s.ps.SSubscribe(octx, o.channel)
+		case o.add:
+			_ = s.ps.Subscribe(octx, o.channel)
+		case s.ps == nil:
+			// Never subscribed: nothing to undo.
+		case s.sharded:
+			_ = s.ps.SUnsubscribe(octx, o.channel)
+		default:
+			_ = s.ps.Unsubscribe(octx, o.channel)
+		}
+		cancel()
+	}
+	return s.ps != nil
+}
+
+// current returns the connection, never nil once read runs, and its kind.
+func (s *sub) current() (*redis.PubSub, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ps, s.sharded
 }
 
 // rebind replaces the subscription after the server dropped it or refused it
@@ -105,10 +183,6 @@ func (s *sub) rebind() {
 		return
 	case <-t.C:
 	}
-	channels := s.h.channelsOf(s.shard)
-	if len(channels) == 0 {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), confirmWait)
 	defer cancel()
 	s.mu.Lock()
@@ -118,6 +192,13 @@ func (s *sub) rebind() {
 		return
 	default:
 	}
+	// Listed under mu: a request run performs later is applied to the new
+	// connection, and one it performed earlier is reflected in the list.
+	channels := s.h.channelsOf(s.shard)
+	if len(channels) == 0 {
+		s.mu.Unlock()
+		return
+	}
 	old := s.ps
 	s.ps = s.h.client.SSubscribe(ctx, channels...)
 	s.mu.Unlock()
@@ -126,18 +207,18 @@ func (s *sub) rebind() {
 }
 
 func (s *sub) read() {
-	defer close(s.done)
 	pause := 10 * time.Millisecond
 	failed := false
 	for {
-		msg, err := s.current().Receive(context.Background())
+		ps, sharded := s.current()
+		msg, err := ps.Receive(context.Background())
 		if err != nil {
 			select {
 			case <-s.closing:
 				return
 			default:
 			}
-			if s.sharded && isRedirect(err) {
+			if sharded && isRedirect(err) {
 				s.rebind()
 				continue
 			}

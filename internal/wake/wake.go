@@ -91,12 +91,13 @@ func Queued(client redis.UniversalClient, channel string) bool {
 	return q != nil && len(q.waiters) > 0
 }
 
-// Join appends a waiter to channel's queue, subscribing to the channel first
-// if this process does not yet listen to it. shard is the channel's hash slot.
-// It waits (bounded by ctx and an internal limit) until the subscription is
-// confirmed, so a release after Join returns is not missed while the
-// subscription works. A failed subscription is not an error: the waiter then
-// depends on its fallback timer.
+// Join appends a waiter to channel's queue, having the channel subscribed
+// first if this process does not yet listen to it. shard is the channel's
+// hash slot. It waits (bounded by ctx and an internal limit) until the
+// subscription is confirmed, so a release after Join returns is not missed
+// while the subscription works. A failed or slow subscription is not an
+// error: the waiter then depends on its fallback timer, and the subscription
+// carries on in the background (ctx does not bound it).
 func Join(ctx context.Context, client redis.UniversalClient, channel string, shard int) *Waiter {
 	h := lockedHub(client)
 	q := h.queues[channel]
@@ -116,11 +117,16 @@ func Join(ctx context.Context, client redis.UniversalClient, channel string, sha
 	if len(q.waiters) == 1 {
 		close(w.turn)
 	}
+	if fresh {
+		s := h.subs[q.shard]
+		if s == nil {
+			s = newSub(h, q.shard, channel)
+			h.subs[q.shard] = s
+		}
+		s.request(channel, true)
+	}
 	h.mu.Unlock()
 
-	if fresh {
-		h.subscribe(ctx, q)
-	}
 	t := time.NewTimer(confirmWait)
 	defer t.Stop()
 	select {
@@ -389,17 +395,18 @@ func (h *hub) drop(q *queue) {
 	}
 	if s != nil && last {
 		delete(h.subs, q.shard)
+		s.stop()
 	}
 	if s != nil && !last {
-		// Still under h.mu: a Join that re-creates this channel's queue
-		// subscribes after this, never before.
-		s.unsubscribe(q.channel)
+		// Queued under h.mu: a Join that re-creates this channel's queue
+		// requests its subscription after this, never before.
+		s.request(q.channel, false)
 	}
 	empty := len(h.queues) == 0
 	h.mu.Unlock()
 
 	if s != nil && last {
-		s.close()
+		<-s.done
 	}
 	if empty {
 		registryMu.Lock()
@@ -410,22 +417,6 @@ func (h *hub) drop(q *queue) {
 		h.mu.Unlock()
 		registryMu.Unlock()
 	}
-}
-
-// subscribe adds q's channel to its shard's subscription, opening the
-// connection (and its reader goroutine) if needed.
-func (h *hub) subscribe(ctx context.Context, q *queue) {
-	h.mu.Lock()
-	s := h.subs[q.shard]
-	if s == nil {
-		s = &sub{h: h, shard: q.shard, opened: make(chan struct{}), closing: make(chan struct{}), done: make(chan struct{})}
-		h.subs[q.shard] = s
-		h.mu.Unlock()
-		s.open(ctx, q.channel)
-		return
-	}
-	h.mu.Unlock()
-	s.add(ctx, q.channel)
 }
 
 func isUnknownCommand(err error) bool {

@@ -387,3 +387,33 @@ func TestNilContextIsAnError(t *testing.T) {
 		t.Fatalf("Err = %v", l.Err())
 	}
 }
+
+// TestNoKeyOutlivesItsName: a name leaves nothing in Redis once its leases
+// are released — no per-name fence counter — while fences keep growing
+// strictly across names and reacquisitions (one counter per hash slot).
+func TestNoKeyOutlivesItsName(t *testing.T) {
+	_, c := startRedis(t)
+	ctx := context.Background()
+	var last int64
+	for i := 0; i < 20; i++ {
+		name := fmt.Sprintf("orders:%d", i%7)
+		l, err := newMutex(t, c, name).TryLock(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Fence() <= last {
+			t.Fatalf("fence %d after %d", l.Fence(), last)
+		}
+		last = l.Fence()
+		if err := l.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := c.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 1 || all[0] != "redlease:fence" {
+		t.Fatalf("keys after every release: %v, want only the fence counter", all)
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redlease/redlease/internal/core"
 	"github.com/redlease/redlease/internal/redistest"
+	"github.com/redlease/redlease/lease"
 	"github.com/redlease/redlease/mutex"
 )
 
@@ -102,6 +103,39 @@ func TestWithReplicas(t *testing.T) {
 		t.Fatalf("TryLock after SCRIPT FLUSH: %v", err)
 	}
 	l.Release(ctx)
+}
+
+// TestWithReplicasRenewalNeedsAck: with WithReplicas, a renewal that too few
+// replicas acknowledged does not extend the lease's deadline: after a
+// failover the promoted replica could hold the older expiry. The master keeps
+// renewing the key, but the lease ends with ErrExpired at its deadline.
+func TestWithReplicasRenewalNeedsAck(t *testing.T) {
+	master, replicas := startReplicated(t, 1)
+	c := master.Client(t)
+	ctx := context.Background()
+	name := uniqueName(t)
+	m := newMutex(t, c, name, mutex.WithTTL(600*time.Millisecond), mutex.WithReplicas(1, 50*time.Millisecond))
+	l, err := m.TryLock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release(ctx)
+	pid := replicas[0].Pid()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(pid, syscall.SIGCONT)
+	if err := l.Extend(ctx, time.Second); !errors.Is(err, mutex.ErrNotReplicated) {
+		t.Fatalf("Extend with the replica stopped: %v, want ErrNotReplicated", err)
+	}
+	select {
+	case <-l.Lost():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("lease still held 10s after its replica stopped (ValidUntil %v)", l.ValidUntil())
+	}
+	if !errors.Is(l.Err(), lease.ErrExpired) {
+		t.Fatalf("Err() = %v, want ErrExpired", l.Err())
+	}
 }
 
 // BenchmarkReplicaAck compares TryLock+Release with and without waiting for

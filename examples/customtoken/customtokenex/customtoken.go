@@ -45,6 +45,7 @@ func Default() Config { return Config{TTL: 2 * time.Second} }
 type Result struct {
 	Token      string // the token chosen
 	LeaseToken string // Lease.Token()
+	Fence      int64  // Lease.Fence()
 	Stored     string // the value of the lock key in Redis, read by another client
 	OtherErr   error  // another owner's TryLock while the lock was held
 	EmptyErr   error  // mutex.New with WithToken("")
@@ -54,7 +55,8 @@ type Result struct {
 func (r Result) Check() error {
 	var c exredis.Check
 	c.Expect(r.LeaseToken == r.Token, "Lease.Token() = %q, want %q", r.LeaseToken, r.Token)
-	c.Expect(r.Stored == r.Token, "lock key holds %q, want %q", r.Stored, r.Token)
+	want := fmt.Sprintf("%d:0:%s", r.Fence, r.Token)
+	c.Expect(r.Stored == want, "lock key holds %q, want %q", r.Stored, want)
 	c.Expect(errors.Is(r.OtherErr, mutex.ErrLocked), "another owner's TryLock: %v, want ErrLocked", r.OtherErr)
 	c.Expect(errors.Is(r.EmptyErr, mutex.ErrInvalid), "WithToken(\"\"): %v, want ErrInvalid", r.EmptyErr)
 	return c.Err()
@@ -64,7 +66,7 @@ const (
 	name = "customtoken:resource"
 	// lockKey is the key mutex.New uses for name: prefix + "{" + name + "}"
 	// (the layout documented by package mutex; "redlease:" is the default
-	// prefix).
+	// prefix). It holds "<fence>:<gen>:<token>".
 	lockKey = "redlease:{" + name + "}"
 )
 
@@ -96,7 +98,7 @@ func Run(ctx context.Context, client *redis.Client, out io.Writer, cfg Config) (
 		return res, err
 	}
 	defer func() { _ = l.Release(context.WithoutCancel(ctx)) }()
-	res.LeaseToken = l.Token()
+	res.LeaseToken, res.Fence = l.Token(), l.Fence()
 	p.Printf("locked with token %q", res.LeaseToken)
 
 	// Another process: who holds the lock? And it cannot take it.

@@ -12,13 +12,12 @@ import (
 	"github.com/redlease/redlease/internal/scripts"
 )
 
-// prolong ops: what a TTL-changing script is told.
+// prolongOp is one run of the prolong script (renew, extend or refresh).
 type prolongOp struct {
-	name    string
-	script  *redis.Script
-	ms      int64 // TTL (renew, refresh) or time to add (extend), in ms
-	bumpGen bool  // extend, refresh: applies once per generation
-	shorten bool  // refresh: may shorten the key's life
+	name    string // the script's mode: "renew", "extend" or "refresh"
+	ms      int64  // TTL (renew, refresh) or time to add (extend), in ms
+	bumpGen bool   // extend, refresh: applies once per generation
+	shorten bool   // refresh: may shorten the key's life
 }
 
 // prolongAll runs a TTL-changing script (renew, extend, refresh) on every
@@ -43,7 +42,7 @@ func (l *Lease) prolongAll(ctx context.Context, op prolongOp) error {
 	min := time.Duration(-1)
 	offset := 0
 	for _, g := range l.spec.Groups {
-		reply, err := l.run(ctx, op.script, g.LockKeys(), l.tokenArg, op.ms, l.gen)
+		reply, err := l.run(ctx, scripts.Prolong, g.LockKeys(), l.tokenArg, op.ms, l.gen, op.name)
 		if err != nil {
 			return fmt.Errorf("lease %s: %s: %w", l.label(), op.name, err)
 		}
@@ -94,7 +93,7 @@ func (l *Lease) Extend(ctx context.Context, d time.Duration) error {
 	if d < time.Millisecond {
 		return fmt.Errorf("%w: extend by %v: must be at least 1ms", ErrInvalid, d)
 	}
-	return l.prolongAll(ctx, prolongOp{name: "extend", script: scripts.Extend, ms: d.Milliseconds(), bumpGen: true})
+	return l.prolongAll(ctx, prolongOp{name: "extend", ms: d.Milliseconds(), bumpGen: true})
 }
 
 // Refresh sets the remaining TTL of the lock to ttl (redis-py
@@ -112,7 +111,7 @@ func (l *Lease) Refresh(ctx context.Context, ttl time.Duration) error {
 	if ttl < core.MinTTL {
 		return fmt.Errorf("%w: refresh to %v: TTL must be at least %v", ErrInvalid, ttl, core.MinTTL)
 	}
-	return l.prolongAll(ctx, prolongOp{name: "refresh", script: scripts.Refresh, ms: ttl.Milliseconds(), bumpGen: true, shorten: true})
+	return l.prolongAll(ctx, prolongOp{name: "refresh", ms: ttl.Milliseconds(), bumpGen: true, shorten: true})
 }
 
 // inspect returns the smallest PTTL of the keys if all hold the token.
@@ -299,7 +298,7 @@ func (l *Lease) renewRound() {
 	b.Reset()
 	for {
 		ctx, cancel := context.WithDeadline(base, l.ValidUntil())
-		err := l.prolongAll(ctx, prolongOp{name: "renew", script: scripts.Renew, ms: l.spec.TTL.Milliseconds()})
+		err := l.prolongAll(ctx, prolongOp{name: "renew", ms: l.spec.TTL.Milliseconds()})
 		cancel()
 		if err == nil || l.Err() != nil {
 			break

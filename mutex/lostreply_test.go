@@ -59,9 +59,7 @@ func holds(v, token string) bool {
 var knownScripts = map[string]*redis.Script{
 	"acquire": scripts.Acquire,
 	"release": scripts.Release,
-	"renew":   scripts.Renew,
-	"extend":  scripts.Extend,
-	"refresh": scripts.Refresh,
+	"prolong": scripts.Prolong, // called by its mode: renew, extend, refresh
 	"inspect": scripts.Inspect,
 	"handoff": scripts.Handoff,
 }
@@ -87,6 +85,10 @@ func scriptOf(cmd redis.Cmder) string {
 	}
 	for name, s := range knownScripts {
 		if s.Hash() == sha {
+			if name == "prolong" {
+				mode, _ := args[len(args)-1].(string)
+				return mode
+			}
 			return name
 		}
 	}
@@ -179,7 +181,7 @@ func (h *faultHook) once(script string, f interceptFunc) { h.arm(script, f, true
 func (h *faultHook) always(script string, f interceptFunc) { h.arm(script, f, false) }
 
 func (h *faultHook) arm(script string, f interceptFunc, once bool) {
-	if knownScripts[script] == nil {
+	if knownScripts[script] == nil && script != "renew" && script != "extend" && script != "refresh" {
 		panic("unknown script " + script)
 	}
 	h.mu.Lock()

@@ -18,12 +18,8 @@ var (
 	acquireSrc string
 	//go:embed release.lua
 	releaseSrc string
-	//go:embed renew.lua
-	renewSrc string
-	//go:embed extend.lua
-	extendSrc string
-	//go:embed refresh.lua
-	refreshSrc string
+	//go:embed prolong.lua
+	prolongSrc string
 	//go:embed inspect.lua
 	inspectSrc string
 	//go:embed handoff.lua
@@ -34,9 +30,7 @@ var (
 var (
 	Acquire = redis.NewScript(acquireSrc)
 	Release = redis.NewScript(releaseSrc)
-	Renew   = redis.NewScript(renewSrc)
-	Extend  = redis.NewScript(extendSrc)
-	Refresh = redis.NewScript(refreshSrc)
+	Prolong = redis.NewScript(prolongSrc)
 	Inspect = redis.NewScript(inspectSrc)
 	Handoff = redis.NewScript(handoffSrc)
 )

@@ -1,0 +1,63 @@
+-- prolong: change the remaining TTL of held lock keys — renew, extend or
+-- refresh, the three ways a lease keeps or moves its deadline.
+-- KEYS[1..n]  lock keys
+-- ARGV[1]     the holder's token
+-- ARGV[2]     milliseconds: the TTL (renew, refresh) or the time to add (extend)
+-- ARGV[3]     a generation (see internal/core/protocol.go): for renew the
+--             lease's current one, for extend and refresh the lease's
+--             previous one plus 1, made for this request
+-- ARGV[4]     'renew', 'extend' or 'refresh'
+-- A held key's value is "<fence>:<gen>:<token>".
+-- Returns {1, pttl} with the smallest remaining TTL afterwards when all keys
+-- hold the token, or {0, i} when KEYS[i] does not; then nothing changed.
+--   renew:   a TTL below ARGV[2] is raised to it, never shortened; a key's
+--            generation below ARGV[3] is raised to it (TTL kept).
+--   extend:  adds ARGV[2] to the TTL, and refresh sets the TTL to ARGV[2],
+--            only if the key's generation is below ARGV[3], setting it to
+--            ARGV[3]; otherwise the key is left as it is.
+-- Run twice, or late: renew gives the same result; extend and refresh find
+-- the generation already at ARGV[3] (or raised past it by a later request of
+-- the lease) and change nothing — so the time is added once, and a refresh
+-- whose reply was lost can never shorten the key after the lease has moved
+-- on (its next renew, extend or refresh supersedes it).
+local tok, ms, gen, mode = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local held = {}
+for i = 1, #KEYS do
+  local v = redis.call('get', KEYS[i])
+  local f, g, t
+  if v then
+    f, g, t = string.match(v, '^(%d+):(%d+):(.*)$')
+  end
+  if t ~= tok then
+    return {0, i}
+  end
+  held[i] = {f, tonumber(g)}
+end
+local min = -1
+for i = 1, #KEYS do
+  local f, g = held[i][1], held[i][2]
+  local value = string.format('%s:%d:%s', f, gen, tok)
+  local pttl
+  if mode == 'renew' then
+    if g < gen then
+      redis.call('set', KEYS[i], value, 'KEEPTTL')
+    end
+    pttl = redis.call('pttl', KEYS[i])
+    if pttl < ms then
+      redis.call('pexpire', KEYS[i], ms)
+      pttl = ms
+    end
+  elseif g < gen then
+    pttl = ms
+    if mode == 'extend' then
+      pttl = math.max(redis.call('pttl', KEYS[i]), 0) + ms
+    end
+    redis.call('set', KEYS[i], value, 'PX', pttl)
+  else
+    pttl = redis.call('pttl', KEYS[i])
+  end
+  if min < 0 or pttl < min then
+    min = pttl
+  end
+end
+return {1, min}

@@ -52,7 +52,7 @@ type Lease struct {
 	fences   []int64 // one per name, in acquisition order
 
 	opMu sync.Mutex // orders renew/extend/refresh so deadlines follow Redis's order
-	gen  int64      // generation of the last extend/refresh sent (under opMu; see core/protocol.go)
+	gen  int64      // generation of the last extend/refresh sent, 0 at first (under opMu; see core/protocol.go)
 
 	mu         sync.Mutex
 	done       chan struct{} // closed when the lease ends
@@ -67,7 +67,7 @@ type Lease struct {
 }
 
 func newLease(g core.Grant) *Lease {
-	l := &Lease{spec: g.Spec, token: g.Token, tokenArg: g.Token, fences: g.Fences, gen: g.Gen, done: make(chan struct{})}
+	l := &Lease{spec: g.Spec, token: g.Token, tokenArg: g.Token, fences: g.Fences, done: make(chan struct{})}
 	l.mu.Lock()
 	l.validUntil = core.Validity(g.SentAt, g.PTTL, g.Spec.Drift)
 	l.timer = time.AfterFunc(time.Until(l.validUntil), l.expire)

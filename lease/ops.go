@@ -42,7 +42,11 @@ func (l *Lease) prolongAll(ctx context.Context, op prolongOp) error {
 	min := time.Duration(-1)
 	offset := 0
 	for _, g := range l.spec.Groups {
-		reply, err := l.run(ctx, scripts.Prolong, g.LockKeys(), l.tokenArg, op.ms, l.gen, op.name)
+		args := []any{l.tokenArg, op.ms, l.gen, op.name}
+		for _, f := range l.fences[offset : offset+len(g.Keys)] {
+			args = append(args, f)
+		}
+		reply, err := l.run(ctx, scripts.Prolong, g.LockKeys(), args...)
 		if err != nil {
 			return fmt.Errorf("lease %s: %s: %w", l.label(), op.name, err)
 		}
@@ -119,7 +123,11 @@ func (l *Lease) inspect(ctx context.Context) (time.Duration, error) {
 	min := time.Duration(-1)
 	offset := 0
 	for _, g := range l.spec.Groups {
-		reply, err := scripts.Inspect.Run(ctx, l.spec.Client, g.LockKeys(), l.tokenArg).Result()
+		args := []any{l.tokenArg}
+		for _, f := range l.fences[offset : offset+len(g.Keys)] {
+			args = append(args, f)
+		}
+		reply, err := scripts.Inspect.Run(ctx, l.spec.Client, g.LockKeys(), args...).Result()
 		if err != nil {
 			return 0, err
 		}
@@ -195,7 +203,7 @@ func (l *Lease) Release(ctx context.Context) error {
 	if prev != nil {
 		return fmt.Errorf("lease %s: release: %w", l.label(), prev)
 	}
-	missing, err := core.ReleaseGroups(ctx, l.spec.Client, l.spec.Groups, l.token)
+	missing, err := core.ReleaseGroups(ctx, l.spec.Client, l.spec.Groups, l.token, l.fences)
 	if err != nil {
 		return fmt.Errorf("lease %s: release: %w", l.label(), err)
 	}
@@ -253,7 +261,7 @@ func (l *Lease) Guard(ctx context.Context, fn func(pipe redis.Pipeliner) error) 
 				return err
 			}
 			for j, v := range vals {
-				if s, _ := v.(string); !core.Holds(s, l.token) {
+				if s, _ := v.(string); !core.HoldsFence(s, l.token, l.fences[j]) {
 					lerr := l.notHeld(j)
 					l.lose(lerr)
 					return fmt.Errorf("lease %s: guard: %w", l.label(), lerr)

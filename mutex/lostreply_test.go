@@ -85,9 +85,18 @@ func scriptOf(cmd redis.Cmder) string {
 	}
 	for name, s := range knownScripts {
 		if s.Hash() == sha {
-			if name == "prolong" {
-				mode, _ := args[len(args)-1].(string)
-				return mode
+			if name == "prolong" { // ARGV[4] is the mode
+				var numkeys int
+				switch n := args[2].(type) {
+				case int:
+					numkeys = n
+				case int64:
+					numkeys = int(n)
+				}
+				if i := 3 + numkeys + 3; i < len(args) {
+					mode, _ := args[i].(string)
+					return mode
+				}
 			}
 			return name
 		}

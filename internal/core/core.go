@@ -7,6 +7,7 @@ package core
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -59,10 +60,24 @@ func (g Group) LockKeys() []string { return g.lock }
 
 func (g Group) acquireKeys() []string { return g.acquire }
 
-func (g Group) releaseArgs(token any) []any {
-	out := make([]any, 0, 1+len(g.wakeArgs))
+// ReleaseArgs returns the release script's ARGV for g: token, the fence of
+// each key's hold (nil: any fence, for an attempt's cleanup), the channels.
+func (g Group) ReleaseArgs(token any, fences []int64) []any {
+	out := make([]any, 0, 1+2*len(g.wakeArgs))
 	out = append(out, token)
+	for i := range g.Keys {
+		if fences == nil {
+			out = append(out, "")
+		} else {
+			out = append(out, fences[i])
+		}
+	}
 	return append(out, g.wakeArgs...)
+}
+
+// WakePayload is what a release publishes for the hold fence:token.
+func WakePayload(fence int64, token string) string {
+	return strconv.FormatInt(fence, 10) + ":" + token
 }
 
 // Spec is what an acquisition takes: the groups in acquisition order, the
@@ -111,7 +126,6 @@ func (s *Spec) Label() string {
 type Grant struct {
 	Spec   *Spec
 	Token  string    // the token the keys hold
-	Gen    int64     // the keys' generation (see protocol.go)
 	Fences []int64   // one per name, in acquisition order
 	SentAt time.Time // when the first acquire request was sent
 	PTTL   time.Duration
@@ -148,12 +162,23 @@ func Validity(sentAt time.Time, ttl time.Duration, drift float64) time.Time {
 // Holds reports whether v, the value of a lock key, is a hold of token:
 // "<fence>:<gen>:<token>" (see protocol.go).
 func Holds(v, token string) bool {
+	_, ok := holdOf(v, token)
+	return ok
+}
+
+// HoldsFence reports whether v is the hold of token with fence.
+func HoldsFence(v, token string, fence int64) bool {
+	f, ok := holdOf(v, token)
+	return ok && f == strconv.FormatInt(fence, 10)
+}
+
+func holdOf(v, token string) (fence string, ok bool) {
 	f, rest, ok := strings.Cut(v, ":")
 	if !ok || !digits(f) {
-		return false
+		return "", false
 	}
 	g, t, ok := strings.Cut(rest, ":")
-	return ok && digits(g) && t == token
+	return f, ok && digits(g) && t == token
 }
 
 func digits(s string) bool {

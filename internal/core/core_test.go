@@ -13,17 +13,17 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m, leaktest.Options()...) }
 
 func TestParseAcquire(t *testing.T) {
-	f, gen, busy, _, err := ParseAcquire([]any{int64(1), int64(3), int64(7), int64(9)}, 2)
-	if err != nil || busy != 0 || gen != 3 || len(f) != 2 || f[0] != 7 || f[1] != 9 {
-		t.Fatalf("success reply: %v %d %d %v", f, gen, busy, err)
+	f, busy, _, err := ParseAcquire([]any{int64(1), int64(7), int64(9)}, 2)
+	if err != nil || busy != 0 || len(f) != 2 || f[0] != 7 || f[1] != 9 {
+		t.Fatalf("success reply: %v %d %v", f, busy, err)
 	}
-	_, _, busy, pttl, err := ParseAcquire([]any{int64(0), int64(1500), int64(2)}, 2)
+	_, busy, pttl, err := ParseAcquire([]any{int64(0), int64(1500), int64(2)}, 2)
 	if err != nil || busy != 2 || pttl != 1500*time.Millisecond {
 		t.Fatalf("busy reply: %d %v %v", busy, pttl, err)
 	}
-	for _, bad := range []any{nil, "x", []any{}, []any{"1"}, []any{int64(1)}, []any{int64(1), int64(0), int64(1)}, []any{int64(1), int64(-1), int64(1), int64(1)},
+	for _, bad := range []any{nil, "x", []any{}, []any{"1"}, []any{int64(1)}, []any{int64(1), int64(0), int64(1)}, []any{int64(1), int64(-1), int64(1)},
 		[]any{int64(0), int64(5)}, []any{int64(0), int64(5), int64(3)}, []any{int64(2), int64(1), int64(1)}} {
-		if _, _, _, _, err := ParseAcquire(bad, 2); !errors.Is(err, ErrReply) {
+		if _, _, _, err := ParseAcquire(bad, 2); !errors.Is(err, ErrReply) {
 			t.Errorf("ParseAcquire(%v): %v, want ErrReply", bad, err)
 		}
 	}
@@ -32,7 +32,7 @@ func TestParseAcquire(t *testing.T) {
 // FuzzParseReplies feeds script replies of arbitrary shape to the parsers:
 // they must return ErrReply or a consistent result, never panic.
 func FuzzParseReplies(f *testing.F) {
-	f.Add([]byte{1, 0, 7, 9}, 2, false)
+	f.Add([]byte{1, 7, 9}, 2, false)
 	f.Add([]byte{0, 200, 1}, 1, false)
 	f.Add([]byte{}, 0, true)
 	f.Fuzz(func(t *testing.T, data []byte, n int, asString bool) {
@@ -47,7 +47,7 @@ func FuzzParseReplies(f *testing.F) {
 		if n < 0 || n > 64 {
 			n = n & 63
 		}
-		fences, _, busy, _, err := ParseAcquire(arr, n)
+		fences, busy, _, err := ParseAcquire(arr, n)
 		if err == nil {
 			if busy == 0 && len(fences) != n {
 				t.Fatalf("%d fences for %d keys", len(fences), n)
@@ -84,6 +84,9 @@ func TestHolds(t *testing.T) {
 		{":0:abc", "abc", false},
 		{"1:0:", "", true},
 		{"", "", false},
+	}
+	if !HoldsFence("12:3:a:b", "a:b", 12) || HoldsFence("12:3:a:b", "a:b", 1) {
+		t.Error("HoldsFence")
 	}
 	for _, c := range cases {
 		if got := Holds(c.v, c.token); got != c.want {

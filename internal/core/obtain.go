@@ -49,8 +49,10 @@ func Obtain(ctx context.Context, s *Spec) (Grant, error) {
 	select {
 	case <-w.Turn():
 	case g := <-w.Granted():
-		acquired = true
-		return g.(Grant), nil
+		if s.accept(ctx, g.(Grant)) {
+			acquired = true
+			return g.(Grant), nil
+		}
 	case <-ctx.Done():
 		return Grant{}, s.waitErr(ctx.Err(), last)
 	}
@@ -101,8 +103,11 @@ func Obtain(ctx context.Context, s *Spec) (Grant, error) {
 			b.Reset()
 		case g := <-w.Granted():
 			t.Stop()
-			acquired = true
-			return g.(Grant), nil
+			if s.accept(ctx, g.(Grant)) {
+				acquired = true
+				return g.(Grant), nil
+			}
+			b.Reset()
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
@@ -126,8 +131,19 @@ func (s *Spec) join(ctx context.Context, k keys.Key) *wake.Waiter {
 // leave leaves w's queue and releases a lock handed to w that it never took.
 func (s *Spec) leave(ctx context.Context, w *wake.Waiter, acquired bool) {
 	if g, ok := w.Leave(acquired).(Grant); ok {
-		s.cleanup(ctx, s.Groups, g.Token)
+		s.cleanup(ctx, s.Groups, g.Token, g.Fences)
 	}
+}
+
+// accept reports whether a lock handed to this waiter is still valid; one
+// whose validity passed before it was taken (the waiter was busy with its
+// own attempt) is released, and the waiter tries again at once.
+func (s *Spec) accept(ctx context.Context, g Grant) bool {
+	if g.Valid() {
+		return true
+	}
+	s.cleanup(ctx, s.Groups, g.Token, g.Fences)
+	return false
 }
 
 // keep returns the error worth reporting after an attempt failed with err:

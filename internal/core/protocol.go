@@ -10,48 +10,53 @@ package core
 // rules:
 //
 //  1. A hold names itself. A lock key holds "<fence>:<gen>:<token>": the
-//     fence of the acquisition that created it, the lease's generation (see
-//     rule 4) and the token of the request that created it. Tokens are 128
-//     random bits made per acquisition ATTEMPT (one Try call: one token for
-//     all its groups) and per HANDOFF (made by the releaser for that one
-//     script call), never shared between two requests that could create a
-//     hold. So "the key holds token T" means "request T created this hold",
-//     and a cleanup that deletes only keys holding T deletes only what that
-//     very request created — never a hold some other request (a waiter's own
-//     attempt, a handoff, another process) created since.
+//     fence of the request that created the hold (fences come from the
+//     slot's counter, so no two holds ever share one), the lease's
+//     generation (rule 4) and a token. Tokens are 128 random bits made per
+//     acquisition ATTEMPT (one Try call: one token for all its groups) and
+//     per HANDOFF (made by the releaser for that one script call), never
+//     shared by two requests that could create a hold. Every script that
+//     changes or deletes a hold is given the token AND the fence of the hold
+//     it means, so it acts on that hold only — never on one that another
+//     request (a waiter's own attempt, a handoff, another process, a
+//     re-obtain) created since.
 //
 //  2. Every script is safe to run twice. acquire finds its own token and
-//     returns the first run's fences (checking every key before writing
+//     returns the first run's fences (it checks every key before writing
 //     any); handoff finds its handoff token and returns the first run's
-//     fence; release, inspect are idempotent by nature; renew never shortens
-//     and raises the generation; extend and refresh apply once per
-//     generation. Each .lua file's header says what a second run does.
+//     fence; release and inspect are idempotent; prolong's renew never
+//     shortens, and its extend and refresh apply once per generation. Each
+//     .lua file's header says what a second run does.
 //
-//  3. Local state moves only on replies, and assumes the worst meanwhile.
+//  3. Local state moves only on replies and assumes the worst meanwhile.
 //     Validity counts from when a request was first SENT (a retry only runs
-//     later, so the key lives at least as long). Before a request that may
-//     shorten a key's life (Refresh, Extend of a multi-group lease), the
-//     lease lowers its deadline to what it would be if that request
-//     succeeded; only a reply may raise it again. A reply that arrives after
-//     the deadline never revives a lease.
+//     later, so the key lives at least as long). Before a Refresh, which may
+//     shorten the key's life, the lease lowers its deadline to what the new
+//     TTL would give; only a reply raises a deadline, and a reply after the
+//     deadline never revives a lease. A cleanup whose request's reply was
+//     lost releases by the attempt's own token (any fence: only that attempt
+//     used the token); with known fences it releases exactly those holds.
 //
-//  4. A request in doubt cannot apply after the lease moved on. Refresh and
-//     Extend carry a generation one above the lease's last; a key applies
+//  4. A request in doubt cannot apply after the lease moved on. Extend and
+//     Refresh carry a generation one above the lease's last; a key applies
 //     them only while its generation is lower, and renew raises the key's
-//     generation to the lease's. So a Refresh whose reply was lost either
-//     ran before the next renewal (which then sets the TTL again) or never
-//     runs at all: it cannot shorten the key after a renewal that the lease
-//     counts on.
+//     generation to the lease's. So a Refresh whose reply was lost either ran
+//     before the lease's next renewal (which then sets the TTL again) or
+//     never runs: it cannot shorten the key after a renewal the lease counts
+//     on.
 //
 //  5. Custom tokens (mutex.WithToken) name an owner, not a request. An
-//     acquire that finds the key holding its own token re-obtains it: the
-//     hold keeps its fence, its TTL is raised to at least the TTL, never
-//     shortened. A failed attempt with a custom token never deletes a key: it
-//     cannot know which request created the hold. Keys such an attempt may
-//     have taken expire with their TTL, or are re-obtained by the owner.
+//     acquire that finds the key holding its own custom token re-obtains it:
+//     it takes the hold over with a fresh fence (so every request of the
+//     earlier hold still in flight — a late release, refresh or renewal — no
+//     longer matches, and the earlier lease ends with ErrNotHeld at its next
+//     renewal), and never shortens its TTL. A custom-token attempt whose
+//     reply was lost cannot tell its hold from the owner's others, so it
+//     leaves it to expire with its TTL (or to the owner's next re-obtain).
 //     Handoffs are never offered to custom-token waiters.
 //
 // What remains, by design: a request that runs after its caller's cleanup
 // (queued behind a stall) can leave a key that no lease holds; it expires
-// with its TTL, and ErrLocked for it lasts at most that long. A release whose
-// first reply was lost reports ErrNotHeld when its retry finds the key gone.
+// with its TTL, and ErrLocked for it lasts at most that long. A release
+// whose first reply was lost reports ErrNotHeld when its retry finds the key
+// already gone.

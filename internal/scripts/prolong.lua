@@ -7,9 +7,11 @@
 --             lease's current one, for extend and refresh the lease's
 --             previous one plus 1, made for this request
 -- ARGV[4]     'renew', 'extend' or 'refresh'
+-- ARGV[5..]   the fence of each key's hold (ARGV[i+4] belongs to KEYS[i])
 -- A held key's value is "<fence>:<gen>:<token>".
 -- Returns {1, pttl} with the smallest remaining TTL afterwards when all keys
--- hold the token, or {0, i} when KEYS[i] does not; then nothing changed.
+-- hold the hold (token and fence), or {0, i} when KEYS[i] does not; then
+-- nothing changed.
 --   renew:   a TTL below ARGV[2] is raised to it, never shortened; a key's
 --            generation below ARGV[3] is raised to it (TTL kept).
 --   extend:  adds ARGV[2] to the TTL, and refresh sets the TTL to ARGV[2],
@@ -28,7 +30,7 @@ for i = 1, #KEYS do
   if v then
     f, g, t = string.match(v, '^(%d+):(%d+):(.*)$')
   end
-  if t ~= tok then
+  if t ~= tok or f ~= ARGV[i + 4] then
     return {0, i}
   end
   held[i] = {f, tonumber(g)}

@@ -1,22 +1,33 @@
--- release: delete the lock keys that hold the token and wake waiters.
--- KEYS[1..n]  lock keys
--- ARGV[1]     the holder's token
--- ARGV[2..]   wake-up channel of each key (ARGV[i+1] belongs to KEYS[i])
+-- release: delete the lock keys that hold the holder's hold and wake waiters.
+-- KEYS[1..n]        lock keys
+-- ARGV[1]           the holder's token
+-- ARGV[2..n+1]      the fence of each key's hold (ARGV[i+1] belongs to
+--                   KEYS[i]); '' matches any fence (the cleanup of an attempt
+--                   whose reply was lost, under a token made for it alone)
+-- ARGV[n+2..2n+1]   the wake-up channel of each key
+-- A held key's value is "<fence>:<gen>:<token>" (see internal/core/protocol.go).
 -- Returns {released, first}: how many keys were deleted, and the index of the
--- first key that did not hold the token (0 if all did). Keys holding another
--- token are never touched. The wake-up goes out with SPUBLISH (sharded, Redis
--- 7+) and falls back to PUBLISH where SPUBLISH is unknown.
--- Run twice: the second run finds nothing holding the token and deletes
--- nothing ({0, 1}); a token is never reused, so it cannot delete a later hold.
+-- first key that did not hold the hold (0 if all did). Other keys are never
+-- touched. Each deletion publishes "<fence>:<token>" on the key's channel
+-- with SPUBLISH (sharded, Redis 7+), or PUBLISH where SPUBLISH is unknown.
+-- Run twice, or late: the second run finds nothing of the hold and deletes
+-- nothing ({0, 1}); a fence is never given twice, so it cannot delete a later
+-- hold, not even a re-obtain under the same custom token.
+local n = #KEYS
 local released, first = 0, 0
-for i = 1, #KEYS do
+for i = 1, n do
   local v = redis.call('get', KEYS[i])
-  if v and string.match(v, '^%d+:%d+:(.*)$') == ARGV[1] then
+  local f, t
+  if v then
+    f, t = string.match(v, '^(%d+):%d+:(.*)$')
+  end
+  if t == ARGV[1] and (ARGV[i + 1] == '' or f == ARGV[i + 1]) then
     redis.call('del', KEYS[i])
     released = released + 1
-    local ok = redis.pcall('spublish', ARGV[i + 1], ARGV[1])
+    local ch, msg = ARGV[n + i + 1], f .. ':' .. t
+    local ok = redis.pcall('spublish', ch, msg)
     if type(ok) == 'table' and ok.err then
-      redis.call('publish', ARGV[i + 1], ARGV[1])
+      redis.call('publish', ch, msg)
     end
   elseif first == 0 then
     first = i

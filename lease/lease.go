@@ -34,14 +34,11 @@ var (
 	ErrExpired = errors.New("lease: expired")
 	// ErrNotHeld: Redis reported the key gone or holding another token.
 	ErrNotHeld = errors.New("lease: not held")
-	// ErrInvalid: an argument is out of range. It is the same value as
-	// mutex.ErrInvalid.
-	ErrInvalid = core.ErrInvalid
+	// ErrInvalid: an argument is out of range; the error names the value
+	// and the rule. It is one value for the whole module: mutex.ErrInvalid
+	// is the same, so a caller matches either.
+	ErrInvalid = errors.New("redlease: invalid argument")
 )
-
-func init() {
-	core.NewLease = func(g core.Grant) any { return newLease(g) }
-}
 
 // Lease is a lock held in Redis on one or more names. Its methods are safe
 // for concurrent use. A Lease must not be copied.
@@ -66,7 +63,10 @@ type Lease struct {
 	renewing   sync.WaitGroup // a renewal round in flight
 }
 
-func newLease(g core.Grant) *Lease {
+// New returns the lease of a successful acquisition. It is for this
+// module's mutex and multilock packages: a core.Grant cannot be made
+// elsewhere. The lease's validity deadline and renewal timer start at once.
+func New(g core.Grant) *Lease {
 	l := &Lease{spec: g.Spec, token: g.Token, tokenArg: g.Token, fences: g.Fences, done: make(chan struct{})}
 	l.mu.Lock()
 	l.validUntil = core.Validity(g.SentAt, g.PTTL, g.Spec.Drift)
@@ -272,3 +272,11 @@ func (l *Lease) lostErr(op string) error {
 }
 
 func (l *Lease) label() string { return l.spec.Label() }
+
+// checkCtx refuses a nil context (go-redis would panic on it).
+func checkCtx(ctx context.Context, op string) error {
+	if ctx == nil {
+		return fmt.Errorf("lease: %s: %w: context is nil", op, ErrInvalid)
+	}
+	return nil
+}

@@ -18,6 +18,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -30,26 +31,24 @@ import (
 // MultiLock is a set of named locks taken together. It is safe for
 // concurrent use and holds no state between calls.
 type MultiLock struct {
-	client redis.UniversalClient
-	groups []core.Group
-	names  []string
-	cfg    core.Config
+	spec  *core.Spec // resolved once; shared read-only by every acquisition and lease
+	names []string
 }
 
 // New returns a MultiLock over names with the options of a mutex. Duplicate
 // names are merged (a name is held once). It fails with an error wrapping
-// mutex.ErrInvalid on a nil client, an empty list, an empty name or an
-// invalid option.
+// mutex.ErrInvalid on a nil client, a *redis.Ring, an empty list, an empty
+// name or an invalid option.
 func New(client redis.UniversalClient, names []string, opts ...mutex.Option) (*MultiLock, error) {
 	if err := core.CheckClient(client); err != nil {
-		return nil, fmt.Errorf("multilock.New: %w", err)
+		return nil, fmt.Errorf("multilock.New: %w: %v", mutex.ErrInvalid, err)
 	}
 	if len(names) == 0 {
 		return nil, fmt.Errorf("multilock.New: %w: names %q: need at least one name", mutex.ErrInvalid, names)
 	}
-	cfg, err := core.NewConfig(opts)
+	cfg, err := core.Resolve(opts)
 	if err != nil {
-		return nil, fmt.Errorf("multilock.New: %w", err)
+		return nil, fmt.Errorf("multilock.New: %w: %v", mutex.ErrInvalid, err)
 	}
 	seen := map[string]bool{}
 	var ks []keys.Key
@@ -60,7 +59,7 @@ func New(client redis.UniversalClient, names []string, opts ...mutex.Option) (*M
 		seen[n] = true
 		k, err := cfg.Key(n)
 		if err != nil {
-			return nil, fmt.Errorf("multilock.New: %w", err)
+			return nil, fmt.Errorf("multilock.New: %w: %v", mutex.ErrInvalid, err)
 		}
 		ks = append(ks, k)
 	}
@@ -69,16 +68,12 @@ func New(client redis.UniversalClient, names []string, opts ...mutex.Option) (*M
 	for _, gk := range group(ks, cluster) {
 		g, err := cfg.Group(client, gk)
 		if err != nil {
-			return nil, fmt.Errorf("multilock.New: %w", err)
+			return nil, fmt.Errorf("multilock.New: %w: %v", mutex.ErrInvalid, err)
 		}
 		groups = append(groups, g)
 	}
-	ml := &MultiLock{client: client, groups: groups, cfg: cfg}
-	for _, g := range groups {
-		for _, k := range g.Keys {
-			ml.names = append(ml.names, k.Name)
-		}
-	}
+	ml := &MultiLock{spec: core.NewSpec("multilock", lockErrors{}, client, cfg, groups)}
+	ml.names = ml.spec.Names()
 	return ml, nil
 }
 
@@ -111,8 +106,6 @@ func group(ks []keys.Key, bySlot bool) [][]keys.Key {
 // name).
 func (ml *MultiLock) Names() []string { return append([]string(nil), ml.names...) }
 
-func (ml *MultiLock) spec() *core.Spec { return ml.cfg.Spec(ml.client, ml.groups) }
-
 // Lock waits until every name is held or ctx is done; ctx bounds the wait
 // only. Releases of any key it waits for wake it. On success one Lease holds
 // all names: one renewer, Lost closing when any key is lost (Err
@@ -120,29 +113,39 @@ func (ml *MultiLock) spec() *core.Spec { return ml.cfg.Spec(ml.client, ml.groups
 // each name's fence. When ctx ends first the error satisfies
 // errors.Is(err, ctx.Err()) and none of the keys stays held.
 func (ml *MultiLock) Lock(ctx context.Context) (*lease.Lease, error) {
-	if err := core.CheckCtx(ctx); err != nil {
-		return nil, err
+	if ctx == nil {
+		return nil, fmt.Errorf("multilock: lock %s: %w: context is nil", ml.spec.Label(), mutex.ErrInvalid)
 	}
-	g, err := core.Obtain(ctx, ml.spec())
+	g, err := core.Obtain(ctx, ml.spec)
 	if err != nil {
 		return nil, err
 	}
-	return core.NewLease(g).(*lease.Lease), nil
+	return lease.New(g), nil
 }
 
 // TryLock makes one attempt. If a name is held by another owner the error
-// satisfies errors.Is(err, mutex.ErrLocked) and names it; whatever fails,
-// none of the keys stays held.
+// wraps a *mutex.LockedError naming it (errors.Is(err, mutex.ErrLocked));
+// whatever fails, none of the keys stays held.
 func (ml *MultiLock) TryLock(ctx context.Context) (*lease.Lease, error) {
-	if err := core.CheckCtx(ctx); err != nil {
-		return nil, err
+	if ctx == nil {
+		return nil, fmt.Errorf("multilock: trylock %s: %w: context is nil", ml.spec.Label(), mutex.ErrInvalid)
 	}
-	g, err := ml.spec().Try(ctx)
+	g, err := ml.spec.Try(ctx)
 	if err != nil {
-		if _, ok := err.(*core.LockedError); ok {
-			return nil, err
-		}
-		return nil, fmt.Errorf("multilock: trylock %s: %w", ml.spec().Label(), err)
+		return nil, fmt.Errorf("multilock: trylock %s: %w", ml.spec.Label(), err)
 	}
-	return core.NewLease(g).(*lease.Lease), nil
+	return lease.New(g), nil
+}
+
+// lockErrors builds mutex's errors for core (see core.Errors).
+type lockErrors struct{}
+
+var _ core.Errors = lockErrors{}
+
+func (lockErrors) Locked(name string, pttl time.Duration) error {
+	return &mutex.LockedError{Name: name, PTTL: pttl}
+}
+
+func (lockErrors) NotReplicated(acks int64, want int) error {
+	return fmt.Errorf("%w: %d of %d replicas acknowledged", mutex.ErrNotReplicated, acks, want)
 }

@@ -23,6 +23,7 @@ package mutex
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
@@ -32,98 +33,85 @@ import (
 	"github.com/redlease/redlease/lease"
 )
 
-// Errors of the package.
-var (
-	// ErrInvalid: a constructor argument or option is out of range; the error
-	// names the value and the rule.
-	ErrInvalid = core.ErrInvalid
-	// ErrLocked: the lock is held by another owner.
-	ErrLocked = core.ErrLocked
-	// ErrNotReplicated: fewer replicas than WithReplicas asks for
-	// acknowledged the acquisition in time; it was undone.
-	ErrNotReplicated = core.ErrNotReplicated
-)
-
 // Mutex is a named lock in Redis. It holds no state between calls and is
 // safe for concurrent use; each Lock or TryLock that succeeds returns its own
 // Lease. Several Mutex values (in any number of processes) with the same
 // name and key prefix are the same lock.
 type Mutex struct {
-	client redis.UniversalClient
-	key    keys.Key
-	groups []core.Group // one group: the key; shared read-only by every acquisition
-	cfg    core.Config
+	spec *core.Spec // resolved once; shared read-only by every acquisition and lease
+	name string
 }
 
 // New returns a Mutex for name. It fails, with an error wrapping ErrInvalid
-// that names the value and the rule, on a nil client, an empty name, a name
-// or prefix whose key has no usable hash tag, or an invalid option.
+// that names the value and the rule, on a nil client, a *redis.Ring, an empty
+// name, a name or prefix whose key has no usable hash tag, or an invalid
+// option.
 func New(client redis.UniversalClient, name string, opts ...Option) (*Mutex, error) {
 	if err := core.CheckClient(client); err != nil {
-		return nil, fmt.Errorf("mutex.New: %w", err)
+		return nil, fmt.Errorf("mutex.New(%q): %w: %v", name, ErrInvalid, err)
 	}
-	cfg, err := core.NewConfig(opts)
+	cfg, err := core.Resolve(opts)
 	if err != nil {
-		return nil, fmt.Errorf("mutex.New(%q): %w", name, err)
+		return nil, fmt.Errorf("mutex.New(%q): %w: %v", name, ErrInvalid, err)
 	}
 	k, err := cfg.Key(name)
 	if err != nil {
-		return nil, fmt.Errorf("mutex.New: %w", err)
+		return nil, fmt.Errorf("mutex.New(%q): %w: %v", name, ErrInvalid, err)
 	}
 	g, err := cfg.Group(client, []keys.Key{k})
 	if err != nil {
-		return nil, fmt.Errorf("mutex.New: %w", err)
+		return nil, fmt.Errorf("mutex.New(%q): %w: %v", name, ErrInvalid, err)
 	}
-	return &Mutex{client: client, key: k, groups: []core.Group{g}, cfg: cfg}, nil
+	return &Mutex{spec: core.NewSpec("mutex", publicErrors{}, client, cfg, []core.Group{g}), name: name}, nil
 }
 
 // Name returns the lock name.
-func (m *Mutex) Name() string { return m.key.Name }
-
-func (m *Mutex) spec() *core.Spec {
-	return m.cfg.Spec(m.client, m.groups)
-}
+func (m *Mutex) Name() string { return m.name }
 
 // Lock waits until the lock is acquired or ctx is done; ctx bounds the wait
 // only, not the lease. On success the lease holds the key until Release (or
-// loss). When ctx ends first, the error satisfies errors.Is(err, ctx.Err()),
-// also wraps the last reason for failing (ErrLocked or a Redis error, which
-// are retried with backoff meanwhile), and nothing stays held in Redis.
+// loss). When ctx ends first — also when it is already done on entry — the
+// error satisfies errors.Is(err, ctx.Err()), also wraps the last reason for
+// failing (ErrLocked or a Redis error, which are retried with backoff
+// meanwhile), and nothing stays held in Redis (a custom-token attempt whose
+// reply was lost excepted: see WithToken).
 func (m *Mutex) Lock(ctx context.Context) (*lease.Lease, error) {
-	if err := core.CheckCtx(ctx); err != nil {
-		return nil, err
+	if ctx == nil {
+		return nil, fmt.Errorf("mutex: lock %q: %w: context is nil", m.name, ErrInvalid)
 	}
-	g, err := core.Obtain(ctx, m.spec())
+	g, err := core.Obtain(ctx, m.spec)
 	if err != nil {
 		return nil, err
 	}
-	return core.NewLease(g).(*lease.Lease), nil
+	return lease.New(g), nil
 }
 
-// TryLock makes one attempt. If another owner holds the lock the error
-// satisfies errors.Is(err, ErrLocked); on a Redis error nothing stays held.
+// TryLock makes one attempt. If another owner holds the lock the error is a
+// *LockedError (errors.Is(err, ErrLocked)); on a Redis error nothing stays
+// held (a custom-token attempt whose reply was lost excepted: see WithToken).
 func (m *Mutex) TryLock(ctx context.Context) (*lease.Lease, error) {
-	if err := core.CheckCtx(ctx); err != nil {
-		return nil, err
+	if ctx == nil {
+		return nil, fmt.Errorf("mutex: trylock %q: %w: context is nil", m.name, ErrInvalid)
 	}
-	g, err := m.spec().Try(ctx)
+	g, err := m.spec.Try(ctx)
+	var le *LockedError
+	if errors.As(err, &le) {
+		return nil, le
+	}
 	if err != nil {
-		if _, ok := err.(*core.LockedError); ok {
-			return nil, err
-		}
-		return nil, fmt.Errorf("mutex: trylock %q: %w", m.key.Name, err)
+		return nil, fmt.Errorf("mutex: trylock %q: %w", m.name, err)
 	}
-	return core.NewLease(g).(*lease.Lease), nil
+	return lease.New(g), nil
 }
 
 // Locked reports whether anyone holds the lock (redis-py locked).
 func (m *Mutex) Locked(ctx context.Context) (bool, error) {
-	if err := core.CheckCtx(ctx); err != nil {
-		return false, err
+	if ctx == nil {
+		return false, fmt.Errorf("mutex: locked %q: %w: context is nil", m.name, ErrInvalid)
 	}
-	n, err := m.client.Exists(ctx, m.key.Lock).Result()
+	n, err := m.spec.Client.Exists(ctx, m.spec.Groups[0].LockKeys()[0]).Result()
 	if err != nil {
-		return false, fmt.Errorf("mutex: locked %q: %w", m.key.Name, err)
+		return false, fmt.Errorf("mutex: locked %q: %w", m.name, err)
 	}
 	return n == 1, nil
 }

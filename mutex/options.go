@@ -8,18 +8,17 @@ import (
 	"github.com/redlease/redlease/internal/core"
 )
 
-// Option configures a Mutex (and a multilock.MultiLock).
+// Option configures a Mutex (and a multilock.MultiLock). Options are made
+// by the With functions of this package; Apply takes a type internal to this
+// module, so no other Option can exist.
 type Option interface {
-	apply(*core.Config)
+	Apply(*core.Config)
 }
 
 type optionFunc func(*core.Config)
 
-func (f optionFunc) apply(c *core.Config) { f(c) }
-
-func init() {
-	core.ApplyOption = func(o any, c *core.Config) { o.(Option).apply(c) }
-}
+// Apply sets the option's value in c.
+func (f optionFunc) Apply(c *core.Config) { f(c) }
 
 // MinTTL is the shortest TTL accepted by WithTTL and Lease.Refresh.
 const MinTTL = 10 * time.Millisecond

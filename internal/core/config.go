@@ -1,7 +1,6 @@
 package core
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -20,74 +19,75 @@ const (
 	DefaultPrefix = "redlease:"
 )
 
-// Config is the resolved configuration shared by mutex and multilock.
+// Config is the configuration the options of mutex and multilock set; see
+// the mutex options for meanings and defaults.
 type Config struct {
-	TTL           time.Duration
+	TTL           time.Duration // whole milliseconds after Resolve: what Redis receives
 	AutoRenew     bool
 	RenewInterval time.Duration
-	RenewSet      bool // RenewInterval was given; else it is TTL/3
-	Token         string
+	RenewSet      bool   // RenewInterval was given; else it is TTL/3
+	Token         string // the custom token; "" for a fresh token per attempt
 	TokenSet      bool
 	NewBackoff    func() backoff.BackOff
 	Drift         float64
 	Prefix        string
 
-	Replicas       int
-	ReplicaTimeout time.Duration
+	Replicas       int           // WAIT for this many replicas after each write; 0: don't
+	ReplicaTimeout time.Duration // WAIT's timeout
 
-	ttlArg any // TTL in ms, boxed once
+	TTLArg any // TTL in ms, boxed once for script calls
 }
 
-// ApplyOption is set by package mutex: it applies a mutex.Option (passed as
-// any so that core does not import mutex) to c.
-var ApplyOption func(opt any, c *Config)
+// Option is what the public option types implement (mutex.Option).
+type Option interface{ Apply(*Config) }
 
-// NewConfig applies opts (mutex.Option values) over the defaults and
-// validates the result.
-func NewConfig[O any](opts []O) (Config, error) {
+// Resolve applies opts over the defaults and validates the result. Its
+// errors name the value and the rule; the caller wraps them into its
+// package's ErrInvalid.
+func Resolve[O Option](opts []O) (Config, error) {
 	c := Config{TTL: DefaultTTL, AutoRenew: true, NewBackoff: DefaultBackoff, Drift: DefaultDrift, Prefix: DefaultPrefix}
-	for _, o := range opts {
+	for i, o := range opts {
 		if any(o) == nil {
-			return c, fmt.Errorf("%w: nil option", ErrInvalid)
+			return c, fmt.Errorf("nil option (option %d)", i)
 		}
-		ApplyOption(o, &c)
+		o.Apply(&c)
 	}
 	return c, c.validate()
 }
 
 func (c *Config) validate() error {
 	if c.TTL < MinTTL {
-		return fmt.Errorf("%w: TTL %v: must be at least %v", ErrInvalid, c.TTL, MinTTL)
+		return fmt.Errorf("TTL %v: must be at least %v", c.TTL, MinTTL)
 	}
 	// Redis receives whole milliseconds; validity is counted from that.
 	c.TTL = c.TTL.Truncate(time.Millisecond)
 	if !(c.Drift >= 0 && c.Drift < 0.5) {
-		return fmt.Errorf("%w: drift factor %v: must be in [0, 0.5)", ErrInvalid, c.Drift)
+		return fmt.Errorf("drift factor %v: must be in [0, 0.5)", c.Drift)
 	}
 	window := Validity(time.Time{}, c.TTL, c.Drift).Sub(time.Time{})
 	if window <= 0 {
-		return fmt.Errorf("%w: TTL %v with drift factor %v leaves no validity", ErrInvalid, c.TTL, c.Drift)
+		return fmt.Errorf("TTL %v with drift factor %v leaves no validity", c.TTL, c.Drift)
 	}
 	if !c.RenewSet {
 		c.RenewInterval = c.TTL / 3
 	}
 	if c.RenewInterval <= 0 || c.RenewInterval >= window {
-		return fmt.Errorf("%w: renew interval %v: must be positive and shorter than the lease's validity window %v (TTL %v × (1 − drift %v) − %v), or the lease expires before its first renewal",
-			ErrInvalid, c.RenewInterval, window, c.TTL, c.Drift, Margin)
+		return fmt.Errorf("renew interval %v: must be positive and shorter than the lease's validity window %v (TTL %v × (1 − drift %v) − %v), or the lease expires before its first renewal",
+			c.RenewInterval, window, c.TTL, c.Drift, Margin)
 	}
 	if c.TokenSet && c.Token == "" {
-		return fmt.Errorf("%w: token %q: must not be empty", ErrInvalid, c.Token)
+		return fmt.Errorf("token %q: must not be empty", c.Token)
 	}
 	if c.NewBackoff == nil {
-		return fmt.Errorf("%w: backoff: the factory must not be nil", ErrInvalid)
+		return fmt.Errorf("backoff: the factory must not be nil")
 	}
 	if c.Replicas < 0 {
-		return fmt.Errorf("%w: replicas %d: must not be negative", ErrInvalid, c.Replicas)
+		return fmt.Errorf("replicas %d: must not be negative", c.Replicas)
 	}
 	if c.Replicas > 0 && (c.ReplicaTimeout <= 0 || c.ReplicaTimeout >= c.TTL) {
-		return fmt.Errorf("%w: replica timeout %v: must be positive and shorter than the TTL %v", ErrInvalid, c.ReplicaTimeout, c.TTL)
+		return fmt.Errorf("replica timeout %v: must be positive and shorter than the TTL %v", c.ReplicaTimeout, c.TTL)
 	}
-	c.ttlArg = c.TTL.Milliseconds()
+	c.TTLArg = c.TTL.Milliseconds()
 	return nil
 }
 
@@ -128,46 +128,30 @@ func CheckClient(c redis.UniversalClient) error {
 	case *redis.ClusterClient:
 		nilPtr = v == nil
 	case *redis.Ring:
-		return fmt.Errorf("%w: client is a *redis.Ring: a ring's shards are independent servers, so keys of one lock operation can land on different shards with no atomicity between them; use a *redis.Client, a failover client or a *redis.ClusterClient", ErrInvalid)
+		return fmt.Errorf("client is a *redis.Ring: a ring's shards are independent servers, so keys of one lock operation can land on different shards with no atomicity between them; use a *redis.Client, a failover client or a *redis.ClusterClient")
 	}
 	if nilPtr {
-		return fmt.Errorf("%w: client is nil", ErrInvalid)
+		return fmt.Errorf("client is nil")
 	}
 	return nil
 }
 
-// Key derives the keys of name, wrapping a refusal into ErrInvalid.
+// Key derives the keys of name.
 func (c *Config) Key(name string) (keys.Key, error) {
 	k, err := keys.For(c.Prefix, name)
 	if err != nil {
-		return k, fmt.Errorf("%w: lock name %v", ErrInvalid, err)
+		return k, fmt.Errorf("lock name %v", err)
 	}
 	return k, nil
 }
 
-// Spec builds an acquisition of groups with this configuration. Each attempt
-// makes its own token unless a custom token is set (see protocol.go).
-func (c *Config) Spec(client redis.UniversalClient, groups []Group) *Spec {
-	return &Spec{Client: client, Groups: groups, Token: c.Token, TTL: c.TTL, RenewInterval: c.RenewInterval,
-		AutoRenew: c.AutoRenew, Drift: c.Drift, NewBackoff: c.NewBackoff, TTLArg: c.ttlArg,
-		Replicas: c.Replicas, ReplicaTimeout: c.ReplicaTimeout}
-}
-
-// Group builds the group of ks, which share hash slot slot, with its fence
+// Group builds the group of ks, which share one hash slot, with its fence
 // counter.
 func (c *Config) Group(client redis.UniversalClient, ks []keys.Key) (Group, error) {
 	_, cluster := client.(*redis.ClusterClient)
 	f, ok := keys.FenceKey(c.Prefix, ks[0].Slot, cluster)
 	if !ok {
-		return Group{}, fmt.Errorf("%w: key prefix %q: no fence counter key reaches hash slot %d", ErrInvalid, c.Prefix, ks[0].Slot)
+		return Group{}, fmt.Errorf("key prefix %q: no fence counter key reaches hash slot %d", c.Prefix, ks[0].Slot)
 	}
 	return NewGroup(ks, f), nil
-}
-
-// CheckCtx refuses a nil context (the go-redis calls below would panic).
-func CheckCtx(ctx context.Context) error {
-	if ctx == nil {
-		return fmt.Errorf("%w: context is nil", ErrInvalid)
-	}
-	return nil
 }

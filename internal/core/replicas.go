@@ -2,30 +2,26 @@ package core
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redlease/redlease/internal/keys"
 )
 
-// ErrNotReplicated reports an acquisition that fewer replicas acknowledged
-// than required (see mutex.WithReplicas). The acquisition was undone.
-var ErrNotReplicated = errors.New("mutex: not acknowledged by enough replicas")
-
 // RunReplicated runs script and WAIT n timeout on one connection of the
-// master of keys[0], in one pipeline (one round trip plus the replicas'
+// master of lockKeys[0], in one pipeline (one round trip plus the replicas'
 // acknowledgement). It returns the script's reply and the number of replicas
 // that acknowledged it.
-func RunReplicated(ctx context.Context, c redis.UniversalClient, n int, timeout time.Duration, script *redis.Script, keys []string, args ...any) (any, int64, error) {
+func RunReplicated(ctx context.Context, c redis.UniversalClient, n int, timeout time.Duration, script *redis.Script, lockKeys []string, args ...any) (any, int64, error) {
 	var node redis.Cmdable = c
 	cc, cluster := c.(*redis.ClusterClient)
 	if cluster {
 		// WAIT counts the acks of this connection's writes, so it must go to
 		// the master of the keys' slot on the same connection.
-		m, err := cc.MasterForKey(ctx, keys[0])
+		m, err := cc.MasterForKey(ctx, lockKeys[0])
 		if err != nil {
 			return nil, 0, err
 		}
@@ -37,11 +33,11 @@ func RunReplicated(ctx context.Context, c redis.UniversalClient, n int, timeout 
 		if asking {
 			pipe.Do(ctx, "asking")
 		}
-		ev := pipe.EvalSha(ctx, script.Hash(), keys, args...)
+		ev := pipe.EvalSha(ctx, script.Hash(), lockKeys, args...)
 		wait := pipe.Do(ctx, "wait", n, timeout.Milliseconds())
 		_, _ = pipe.Exec(ctx)
 		err := ev.Err()
-		if kind, addr, ok := redirect(err); ok && cluster && redirects < 5 {
+		if kind, addr, ok := keys.Redirect(err); ok && cluster && redirects < 5 {
 			// The pipeline goes to one node and does not follow
 			// redirections itself: the script did not run; go where told.
 			redirects++
@@ -74,18 +70,6 @@ func RunReplicated(ctx context.Context, c redis.UniversalClient, n int, timeout 
 	}
 }
 
-// redirect parses a MOVED or ASK error: "MOVED 3999 127.0.0.1:6381".
-func redirect(err error) (kind, addr string, ok bool) {
-	if err == nil {
-		return "", "", false
-	}
-	f := strings.Fields(err.Error())
-	if len(f) != 3 || (f[0] != "MOVED" && f[0] != "ASK") {
-		return "", "", false
-	}
-	return f[0], f[2], true
-}
-
 // nodeByAddr returns the cluster node client for addr.
 func nodeByAddr(ctx context.Context, cc *redis.ClusterClient, addr string) (*redis.Client, error) {
 	var mu sync.Mutex
@@ -102,9 +86,4 @@ func nodeByAddr(ctx context.Context, cc *redis.ClusterClient, addr string) (*red
 		return nil, fmt.Errorf("redirected to %s, which is not a known cluster node", addr)
 	}
 	return found, nil
-}
-
-// NotReplicated is the error for acks of want replicas.
-func NotReplicated(acks int64, want int) error {
-	return fmt.Errorf("%w: %d of %d replicas acknowledged", ErrNotReplicated, acks, want)
 }

@@ -470,7 +470,7 @@ func testMultiLockPartialFailure(t *testing.T, c *redistest.Cluster) {
 			before[n], _ = holderC.Get(ctx, fenceKey(n)).Int64()
 		}
 		_, err := ml.TryLock(ctx)
-		var le *core.LockedError
+		var le *mutex.LockedError
 		if !errors.Is(err, mutex.ErrLocked) || !errors.As(err, &le) || le.Name != held || !strings.Contains(err.Error(), held) {
 			t.Fatalf("TryLock with %q (position %d of %v) held: %v, want ErrLocked naming it", held, pos, order, err)
 		}

@@ -116,3 +116,17 @@ func crc16(s string) uint16 {
 	}
 	return crc
 }
+
+// Redirect parses a Redis Cluster redirection, "MOVED 3999 127.0.0.1:6381"
+// or "ASK 3999 127.0.0.1:6381": the slot's new owner. ok is false for any
+// other error.
+func Redirect(err error) (kind, addr string, ok bool) {
+	if err == nil {
+		return "", "", false
+	}
+	f := strings.Fields(err.Error())
+	if len(f) != 3 || (f[0] != "MOVED" && f[0] != "ASK") {
+		return "", "", false
+	}
+	return f[0], f[2], true
+}

@@ -2,11 +2,12 @@ package wake
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redlease/redlease/internal/keys"
 )
 
 // sub is one subscription connection of a shard and its two goroutines: run,
@@ -218,7 +219,7 @@ func (s *sub) read() {
 				return
 			default:
 			}
-			if sharded && isRedirect(err) {
+			if _, _, moved := keys.Redirect(err); sharded && moved {
 				s.rebind()
 				continue
 			}
@@ -258,10 +259,4 @@ func (s *sub) read() {
 			}
 		}
 	}
-}
-
-// isRedirect reports a MOVED or ASK reply.
-func isRedirect(err error) bool {
-	msg := err.Error()
-	return strings.HasPrefix(msg, "MOVED ") || strings.HasPrefix(msg, "ASK ")
 }

@@ -16,7 +16,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -30,33 +29,6 @@ const Linger = 200 * time.Millisecond
 // confirmWait bounds how long Join waits for a subscription to be confirmed;
 // past it the waiter relies on its fallback timer alone.
 const confirmWait = time.Second
-
-var (
-	registryMu sync.Mutex
-	registry   = map[redis.UniversalClient]*hub{}
-)
-
-type hub struct {
-	client  redis.UniversalClient
-	cluster bool
-
-	mu     sync.Mutex
-	queues map[string]*queue // by channel
-	subs   map[int]*sub      // by shard: hash slot on Cluster, 0 elsewhere
-
-	// Wake-ups announced by a local release: its pub/sub message is dropped
-	// when it arrives (the head was woken directly). Entries whose message
-	// never comes expire after ignoreTTL, oldest first.
-	ignored     map[string]time.Time
-	ignoreOrder []ignoreEntry
-}
-
-type ignoreEntry struct {
-	key string
-	at  time.Time
-}
-
-const ignoreTTL = 10 * time.Second
 
 type queue struct {
 	channel string
@@ -74,8 +46,8 @@ type Waiter struct {
 	wake    chan struct{} // a release arrived while at the head
 	skip    bool          // promoted because the previous head acquired the lock
 	removed bool
-	offer   any      // what a local release may hand this waiter (see Head); nil: nothing
-	grant   chan any // a handed-over lock, delivered while the waiter was queued
+	offer   *Offer      // what a local release may hand this waiter (see Head); nil: nothing
+	grant   chan Handed // a handed-over lock, delivered while the waiter was queued
 }
 
 // Queued reports whether any waiter of this process waits on channel through
@@ -112,7 +84,7 @@ func Join(ctx context.Context, client redis.UniversalClient, channel string, sha
 		q.idle.Stop()
 		q.idle = nil
 	}
-	w := &Waiter{h: h, q: q, turn: make(chan struct{}), wake: make(chan struct{}, 1), grant: make(chan any, 1)}
+	w := &Waiter{h: h, q: q, turn: make(chan struct{}), wake: make(chan struct{}, 1), grant: make(chan Handed, 1)}
 	q.waiters = append(q.waiters, w)
 	if len(q.waiters) == 1 {
 		close(w.turn)
@@ -157,7 +129,7 @@ func (w *Waiter) PredecessorAcquired() bool {
 // inheriting any wake-up w had not consumed). It returns a lock handed to w
 // (see Deliver) that w did not take from Granted: the caller must release it.
 // Leave is idempotent.
-func (w *Waiter) Leave(acquired bool) (unclaimed any) {
+func (w *Waiter) Leave(acquired bool) (unclaimed *Handed) {
 	h := w.h
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -166,7 +138,8 @@ func (w *Waiter) Leave(acquired bool) (unclaimed any) {
 	}
 	w.removed = true
 	select {
-	case unclaimed = <-w.grant:
+	case g := <-w.grant:
+		unclaimed = &g
 		acquired = true // the key is held, by w's token: the next waiter must wait
 	default:
 	}
@@ -196,151 +169,10 @@ func (w *Waiter) Leave(acquired bool) (unclaimed any) {
 	return unclaimed
 }
 
-// SetOffer records what a local release may hand w directly (for example
-// its token and TTL); nil means w only takes the lock itself.
-func (w *Waiter) SetOffer(offer any) {
-	w.h.mu.Lock()
-	defer w.h.mu.Unlock()
-	w.offer = offer
-}
-
-// Granted delivers a lock handed to w by a local release.
-func (w *Waiter) Granted() <-chan any { return w.grant }
-
-// Head returns the head waiter of channel in this process and its offer, or
-// nil if there is none or it made no offer.
-func Head(client redis.UniversalClient, channel string) (*Waiter, any) {
-	h := lookup(client)
-	if h == nil {
-		return nil, nil
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	q := h.queues[channel]
-	if q == nil || len(q.waiters) == 0 || q.waiters[0].offer == nil {
-		return nil, nil
-	}
-	return q.waiters[0], q.waiters[0].offer
-}
-
-// Deliver hands w a lock taken on its behalf. It reports false if w has
-// left its queue; the caller then still owns what it tried to hand over.
-func (w *Waiter) Deliver(g any) bool {
-	w.h.mu.Lock()
-	defer w.h.mu.Unlock()
-	if w.removed {
-		return false
-	}
-	select {
-	case w.grant <- g:
-		return true
-	default:
-		return false // already holds one: cannot happen for a single key
-	}
-}
-
 func (w *Waiter) signal() {
 	select {
 	case w.wake <- struct{}{}:
 	default:
-	}
-}
-
-// Expect is called before a local release of channel's lock with token is
-// sent: the pub/sub message it publishes will be ignored here, because
-// Released wakes the local head directly. Recording it before the release
-// goes out means the message cannot overtake the record.
-func Expect(client redis.UniversalClient, channel, token string) {
-	h := lookup(client)
-	if h == nil {
-		return
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	q := h.queues[channel]
-	if q == nil || len(q.waiters) == 0 {
-		return // nobody to wake; a waiter joining now may get one spare wake-up
-	}
-	now := time.Now()
-	// Drop from the front what expired or was already consumed (messages
-	// mostly arrive in release order, so the queue stays short).
-	for len(h.ignoreOrder) > 0 {
-		e := h.ignoreOrder[0]
-		at, ok := h.ignored[e.key]
-		live := ok && at.Equal(e.at)
-		if live && now.Sub(e.at) <= ignoreTTL {
-			break
-		}
-		if live {
-			delete(h.ignored, e.key)
-		}
-		h.ignoreOrder = h.ignoreOrder[1:]
-	}
-	key := channel + "\x00" + token
-	h.ignored[key] = now
-	h.ignoreOrder = append(h.ignoreOrder, ignoreEntry{key, now})
-}
-
-// Unexpect forgets a wake-up announced with Expect that will not be
-// published (the release handed the lock over instead).
-func Unexpect(client redis.UniversalClient, channel, token string) {
-	h := lookup(client)
-	if h == nil {
-		return
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	delete(h.ignored, channel+"\x00"+token)
-}
-
-// Released tells the local waiters of channel that this process has just
-// released the lock: the head is woken at once, without waiting for the
-// pub/sub message (see Expect).
-func Released(client redis.UniversalClient, channel string) {
-	h := lookup(client)
-	if h == nil {
-		return
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if q := h.queues[channel]; q != nil && len(q.waiters) > 0 {
-		q.waiters[0].signal()
-	}
-}
-
-// lookup returns client's hub, or nil if this process has none.
-func lookup(client redis.UniversalClient) *hub {
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	return registry[client]
-}
-
-// lockedHub returns client's hub, creating it if needed, with h.mu held. The
-// hub is locked before the registry is unlocked so drop cannot forget it
-// in between.
-func lockedHub(client redis.UniversalClient) *hub {
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	h := registry[client]
-	if h == nil {
-		_, cluster := client.(*redis.ClusterClient)
-		h = &hub{client: client, cluster: cluster, queues: map[string]*queue{}, subs: map[int]*sub{}, ignored: map[string]time.Time{}}
-		registry[client] = h
-	}
-	h.mu.Lock()
-	return h
-}
-
-// deliver handles a message published on channel.
-func (h *hub) deliver(channel, payload string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if _, ok := h.ignored[channel+"\x00"+payload]; ok {
-		delete(h.ignored, channel+"\x00"+payload)
-		return
-	}
-	if q := h.queues[channel]; q != nil && len(q.waiters) > 0 {
-		q.waiters[0].signal()
 	}
 }
 
@@ -372,50 +204,6 @@ func (h *hub) reconnected(shard int) {
 		if q.shard == shard && len(q.waiters) > 0 {
 			q.waiters[0].signal()
 		}
-	}
-}
-
-// drop unsubscribes a channel that stayed without waiters for Linger, closes
-// its shard's connection when that was the last channel, and forgets the hub
-// when it has nothing left.
-func (h *hub) drop(q *queue) {
-	h.mu.Lock()
-	if len(q.waiters) > 0 || h.queues[q.channel] != q {
-		h.mu.Unlock()
-		return
-	}
-	delete(h.queues, q.channel)
-	s := h.subs[q.shard]
-	last := true
-	for _, other := range h.queues {
-		if other.shard == q.shard {
-			last = false
-			break
-		}
-	}
-	if s != nil && last {
-		delete(h.subs, q.shard)
-		s.stop()
-	}
-	if s != nil && !last {
-		// Queued under h.mu: a Join that re-creates this channel's queue
-		// requests its subscription after this, never before.
-		s.request(q.channel, false)
-	}
-	empty := len(h.queues) == 0
-	h.mu.Unlock()
-
-	if s != nil && last {
-		<-s.done
-	}
-	if empty {
-		registryMu.Lock()
-		h.mu.Lock()
-		if len(h.queues) == 0 && registry[h.client] == h {
-			delete(registry, h.client)
-		}
-		h.mu.Unlock()
-		registryMu.Unlock()
 	}
 }
 

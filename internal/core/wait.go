@@ -38,7 +38,7 @@ func Obtain(ctx context.Context, s *Spec) (Grant, error) {
 		}
 	}
 	k := first
-	var le *LockedError
+	var le *busyError
 	if errors.As(last, &le) {
 		k = le.key
 	}
@@ -48,10 +48,10 @@ func Obtain(ctx context.Context, s *Spec) (Grant, error) {
 
 	select {
 	case <-w.Turn():
-	case g := <-w.Granted():
-		if s.accept(ctx, g.(Grant)) {
+	case h := <-w.Granted():
+		if g := s.handed(h); s.accept(ctx, g) {
 			acquired = true
-			return g.(Grant), nil
+			return g, nil
 		}
 	case <-ctx.Done():
 		return Grant{}, s.waitErr(ctx.Err(), last)
@@ -86,26 +86,26 @@ func Obtain(ctx context.Context, s *Spec) (Grant, error) {
 		attempt = true
 		sleep := b.NextBackOff()
 		if sleep == backoff.Stop {
-			return Grant{}, fmt.Errorf("mutex: lock %s: backoff gave up: %w", s.Label(), last)
+			return Grant{}, fmt.Errorf("%s: lock %s: backoff gave up: %w", s.Op, s.Label(), last)
 		}
 		le = nil
 		if errors.As(last, &le) {
 			switch {
-			case le.PTTL == -2: // the key vanished between SET and PTTL
+			case le.pttl == -2: // the key vanished between SET and PTTL
 				sleep = 0
-			case le.PTTL >= 0 && le.PTTL < sleep:
-				sleep = le.PTTL + time.Millisecond
+			case le.pttl >= 0 && le.pttl < sleep:
+				sleep = le.pttl + time.Millisecond
 			}
 		}
 		t := time.NewTimer(sleep)
 		select {
 		case <-w.Woken():
 			b.Reset()
-		case g := <-w.Granted():
+		case h := <-w.Granted():
 			t.Stop()
-			if s.accept(ctx, g.(Grant)) {
+			if g := s.handed(h); s.accept(ctx, g) {
 				acquired = true
-				return g.(Grant), nil
+				return g, nil
 			}
 			b.Reset()
 		case <-t.C:
@@ -123,16 +123,21 @@ func Obtain(ctx context.Context, s *Spec) (Grant, error) {
 func (s *Spec) join(ctx context.Context, k keys.Key) *wake.Waiter {
 	w := wake.Join(ctx, s.Client, k.Wake, k.Slot)
 	if len(s.Groups) == 1 && len(s.Groups[0].Keys) == 1 && s.Replicas == 0 && s.Token == "" {
-		w.SetOffer(s)
+		w.SetOffer(&wake.Offer{TTL: s.TTL, Drift: s.Drift})
 	}
 	return w
 }
 
 // leave leaves w's queue and releases a lock handed to w that it never took.
 func (s *Spec) leave(ctx context.Context, w *wake.Waiter, acquired bool) {
-	if g, ok := w.Leave(acquired).(Grant); ok {
-		s.cleanup(ctx, s.Groups, g.Token, g.Fences)
+	if h := w.Leave(acquired); h != nil {
+		s.cleanup(ctx, s.Groups, h.Token, []int64{h.Fence})
 	}
+}
+
+// handed is the grant of a lock a local release handed to this waiter.
+func (s *Spec) handed(h wake.Handed) Grant {
+	return Grant{Spec: s, Token: h.Token, Fences: []int64{h.Fence}, SentAt: h.SentAt, PTTL: s.TTL}
 }
 
 // accept reports whether a lock handed to this waiter is still valid; one
@@ -158,7 +163,7 @@ func keep(prev, err error) error {
 
 func (s *Spec) waitErr(ctxErr, last error) error {
 	if last == nil {
-		return fmt.Errorf("mutex: lock %s: %w", s.Label(), ctxErr)
+		return fmt.Errorf("%s: lock %s: %w", s.Op, s.Label(), ctxErr)
 	}
-	return fmt.Errorf("mutex: lock %s: %w (last attempt: %w)", s.Label(), ctxErr, last)
+	return fmt.Errorf("%s: lock %s: %w (last attempt: %w)", s.Op, s.Label(), ctxErr, last)
 }

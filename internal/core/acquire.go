@@ -1,0 +1,97 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redlease/redlease/internal/scripts"
+)
+
+// cleanupTimeout bounds the release of a partial or uncertain acquisition:
+// plenty for a reachable Redis, and it keeps a Lock against an unreachable
+// one from overrunning its ctx by much. Keys a failed cleanup leaves expire
+// with their TTL.
+const cleanupTimeout = 500 * time.Millisecond
+
+// Try makes one acquisition attempt: each group in order, all or nothing,
+// with one fresh token (or the custom token) for all groups. When a group is
+// held by someone else, the groups already taken are released and the error
+// is the owner's Errors.Locked error. When a call fails (network, ctx, a slow reply), it may
+// still have run, once or more: the groups taken so far are released by
+// their fences, and the failed one, whose fences are unknown, by the
+// attempt's token, which no other request ever used (with a custom token it
+// is left to expire: it cannot be told from the owner's other holds). So
+// nothing another request created is touched (see protocol.go). On success
+// the keys hold the grant's token and fences.
+func (s *Spec) Try(ctx context.Context) (Grant, error) {
+	token, custom := s.Token, "1"
+	if token == "" {
+		token, custom = NewToken(), "0"
+	}
+	var tokenArg any = token
+	sentAt := time.Now()
+	fences := make([]int64, 0, len(s.Groups[0].Keys))
+	for gi, g := range s.Groups {
+		var reply any
+		var err error
+		acks := int64(-1)
+		if s.Replicas > 0 {
+			reply, acks, err = RunReplicated(ctx, s.Client, s.Replicas, s.ReplicaTimeout, scripts.Acquire, g.acquireKeys(), tokenArg, s.TTLArg, custom)
+		} else {
+			reply, err = scripts.Acquire.Run(ctx, s.Client, g.acquireKeys(), tokenArg, s.TTLArg, custom).Result()
+		}
+		var got []int64
+		busy, pttl := 0, time.Duration(0)
+		if err == nil {
+			got, busy, pttl, err = ParseAcquire(reply, len(g.Keys))
+		}
+		if err != nil {
+			s.cleanup(ctx, s.Groups[:gi], token, fences)
+			if custom == "0" {
+				s.cleanup(ctx, s.Groups[gi:gi+1], token, nil) // it may have run
+			}
+			return Grant{}, err
+		}
+		if busy > 0 {
+			s.cleanup(ctx, s.Groups[:gi], token, fences)
+			k := g.Keys[busy-1]
+			return Grant{}, &busyError{err: s.Errors.Locked(k.Name, pttl), key: k, pttl: pttl}
+		}
+		fences = append(fences, got...)
+		if acks >= 0 && acks < int64(s.Replicas) {
+			s.cleanup(ctx, s.Groups[:gi+1], token, fences)
+			return Grant{}, s.Errors.NotReplicated(acks, s.Replicas)
+		}
+	}
+	if !time.Now().Before(Validity(sentAt, s.TTL, s.Drift)) {
+		s.cleanup(ctx, s.Groups, token, fences)
+		return Grant{}, fmt.Errorf("%w (TTL %v)", ErrSlowReply, s.TTL)
+	}
+	return Grant{Spec: s, Token: token, Fences: fences, SentAt: sentAt, PTTL: s.TTL}, nil
+}
+
+// cleanup releases holds that an attempt with token may have created in
+// groups: with fences, exactly those holds; with nil fences, any hold of
+// token (only for a token made for one request). It runs even when ctx is
+// done, bounded by its own timeout; if Redis stays unreachable the keys
+// expire with their TTL.
+func (s *Spec) cleanup(ctx context.Context, groups []Group, token string, fences []int64) {
+	cleanup(ctx, s.Client, groups, token, fences)
+}
+
+func cleanup(ctx context.Context, c redis.UniversalClient, groups []Group, token string, fences []int64) {
+	if len(groups) == 0 {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	_, _ = releasePlain(cctx, c, groups, token, fences)
+}
+
+// Valid reports whether g's validity has not yet passed.
+func (g Grant) Valid() bool {
+	return time.Now().Before(Validity(g.SentAt, g.PTTL, g.Spec.Drift))
+}

@@ -1,0 +1,83 @@
+package core
+
+import (
+	"fmt"
+	"time"
+)
+
+// ParseHandoff decodes the handoff script's reply: status 0 (not held),
+// 1 (released), or 2 with the new holder's fence.
+func ParseHandoff(reply any) (status, fence int64, err error) {
+	arr, ok := reply.([]any)
+	if !ok || len(arr) == 0 {
+		return 0, 0, fmt.Errorf("%w: handoff returned %T %v", ErrReply, reply, reply)
+	}
+	status, ok = arr[0].(int64)
+	switch {
+	case !ok:
+	case (status == 0 || status == 1) && len(arr) == 1:
+		return status, 0, nil
+	case status == 2 && len(arr) == 2:
+		if f, ok := arr[1].(int64); ok && f > 0 {
+			return 2, f, nil
+		}
+	}
+	return 0, 0, fmt.Errorf("%w: handoff returned %v", ErrReply, arr)
+}
+
+// ParseAcquire decodes the acquire script's reply for a group of n keys:
+// the fences on success, or the 1-based index of the held key and its PTTL.
+func ParseAcquire(reply any, n int) (fences []int64, busy int, pttl time.Duration, err error) {
+	arr, ok := reply.([]any)
+	if !ok || len(arr) == 0 {
+		return nil, 0, 0, fmt.Errorf("%w: acquire returned %T %v", ErrReply, reply, reply)
+	}
+	status, ok := arr[0].(int64)
+	if !ok {
+		return nil, 0, 0, fmt.Errorf("%w: acquire status %T %v", ErrReply, arr[0], arr[0])
+	}
+	switch status {
+	case 1:
+		if len(arr) != n+1 {
+			return nil, 0, 0, fmt.Errorf("%w: acquire returned %d fences for %d keys", ErrReply, len(arr)-1, n)
+		}
+		fences = make([]int64, n)
+		for i := range fences {
+			f, ok := arr[i+1].(int64)
+			if !ok || f <= 0 {
+				return nil, 0, 0, fmt.Errorf("%w: fence %v", ErrReply, arr[i+1])
+			}
+			fences[i] = f
+		}
+		return fences, 0, 0, nil
+	case 0:
+		if len(arr) != 3 {
+			return nil, 0, 0, fmt.Errorf("%w: acquire busy reply %v", ErrReply, arr)
+		}
+		ms, ok1 := arr[1].(int64)
+		idx, ok2 := arr[2].(int64)
+		if !ok1 || !ok2 || idx < 1 || idx > int64(n) {
+			return nil, 0, 0, fmt.Errorf("%w: acquire busy reply %v", ErrReply, arr)
+		}
+		pttl = time.Duration(ms) * time.Millisecond
+		if ms < 0 {
+			pttl = time.Duration(ms) // -1: no TTL, -2: gone since; kept negative
+		}
+		return nil, int(idx), pttl, nil
+	}
+	return nil, 0, 0, fmt.Errorf("%w: acquire status %d", ErrReply, status)
+}
+
+// ParsePair decodes a two-integer script reply.
+func ParsePair(reply any) (a, b int64, err error) {
+	arr, ok := reply.([]any)
+	if !ok || len(arr) != 2 {
+		return 0, 0, fmt.Errorf("%w: %T %v", ErrReply, reply, reply)
+	}
+	a, ok1 := arr[0].(int64)
+	b, ok2 := arr[1].(int64)
+	if !ok1 || !ok2 {
+		return 0, 0, fmt.Errorf("%w: %v", ErrReply, arr)
+	}
+	return a, b, nil
+}

@@ -1,0 +1,59 @@
+package core
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Spec is a lock's resolved configuration: the groups in acquisition order,
+// the custom token if any, the TTL and the lease options that follow a
+// success. It is built once per Mutex or MultiLock and read-only afterwards;
+// every acquisition and every Lease of the lock shares it.
+type Spec struct {
+	Config
+	Op     string // "mutex" or "multilock": the prefix of error messages
+	Errors Errors // builds the owning package's public errors
+	Client redis.UniversalClient
+	Groups []Group
+}
+
+// NewSpec resolves a lock: c for groups through client, on behalf of op.
+func NewSpec(op string, errs Errors, client redis.UniversalClient, c Config, groups []Group) *Spec {
+	return &Spec{Config: c, Op: op, Errors: errs, Client: client, Groups: groups}
+}
+
+// Names returns the lock names of s in acquisition order.
+func (s *Spec) Names() []string {
+	var out []string
+	for _, g := range s.Groups {
+		for _, k := range g.Keys {
+			out = append(out, k.Name)
+		}
+	}
+	return out
+}
+
+// Label names the lock(s) of s in error messages.
+func (s *Spec) Label() string {
+	names := s.Names()
+	if len(names) == 1 {
+		return fmt.Sprintf("%q", names[0])
+	}
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	return "[" + strings.Join(q, " ") + "]"
+}
+
+// Grant is a successful acquisition, what lease.New turns into a Lease.
+type Grant struct {
+	Spec   *Spec
+	Token  string    // the token the keys hold
+	Fences []int64   // one per name, in acquisition order
+	SentAt time.Time // when the first acquire request was sent
+	PTTL   time.Duration
+}

@@ -1,0 +1,54 @@
+package lease
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redlease/redlease/internal/core"
+)
+
+// ReleaseTimeout bounds a Release's requests to Redis.
+const ReleaseTimeout = 2 * time.Second
+
+// Release ends the lease: Lost is closed with ErrReleased and the renewer
+// has stopped before Release returns, whatever Redis answers. Then
+// the key(s) still holding the token are deleted and waiters are woken — or,
+// for a single-key lock whose only waiters are in this process, the key is
+// handed to the next of them in the same script call.
+// Release of a lease that already ended (a second Release, an expired or
+// taken lease) deletes nothing and returns an error wrapping the lease's
+// error. If a key no longer held the token the error wraps ErrNotHeld (also
+// when a first run whose reply was lost had already deleted it); a Redis
+// failure is returned as is (the key then expires with its TTL).
+//
+// Release does not depend on ctx's cancellation: a deferred Release with a
+// ctx that has ended (a request's ctx, an errgroup's) still deletes the key.
+// It is bounded by its own timeout, ReleaseTimeout, and keeps ctx's values.
+// A nil ctx is taken as context.Background().
+func (l *Lease) Release(ctx context.Context) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ReleaseTimeout)
+	defer cancel()
+	l.mu.Lock()
+	prev := l.err
+	l.loseLocked(ErrReleased)
+	l.mu.Unlock()
+	// The renewal timer is stopped (Lost is closed); a round in flight is
+	// waited for after the release is sent, so the two overlap. It is
+	// harmless meanwhile: the scripts only touch keys holding the token.
+	defer l.renewing.Wait()
+	if prev != nil {
+		return fmt.Errorf("lease %s: release: %w", l.label(), prev)
+	}
+	missing, err := core.ReleaseGroups(ctx, l.spec.Client, l.spec.Groups, l.token, l.fences)
+	if err != nil {
+		return fmt.Errorf("lease %s: release: %w", l.label(), err)
+	}
+	if missing != nil {
+		return fmt.Errorf("lease %s: release: %w: %q", l.label(), ErrNotHeld, missing.Name)
+	}
+	return nil
+}

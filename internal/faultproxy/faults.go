@@ -99,8 +99,8 @@ func (p *Proxy) Restore() {
 		p.latency = [2]time.Duration{}
 		p.blackhole = [2]bool{}
 		p.refuse = false
-		p.loseN = [3]int{}
-		p.loseP = [3]float64{}
+		p.loseN = [4]int{}
+		p.loseP = [4]float64{}
 	})
 }
 

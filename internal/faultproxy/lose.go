@@ -7,8 +7,8 @@ import (
 )
 
 // ReplyFilter selects the requests whose replies LoseReplies and
-// LoseRepliesRate lose. Values other than ScriptReplies and AnyReplies are
-// ignored by the setters.
+// LoseRepliesRate lose. Values other than ScriptReplies, AnyReplies and
+// ExecReplies are ignored by the setters.
 type ReplyFilter uint8
 
 const (
@@ -19,28 +19,38 @@ const (
 	ScriptReplies ReplyFilter = 1 + iota
 	// AnyReplies matches every request, handshakes included: while it stays
 	// armed, a retry's handshake loses its reply too and the retried command
-	// never reaches the server.
+	// never reaches the server. In a pipeline it selects the first request.
 	AnyReplies
+	// ExecReplies matches EXEC: a transaction is applied and its reply lost.
+	ExecReplies
 )
 
-// String returns "scripts", "any" or "ReplyFilter(n)".
+// filters lists the valid filters in the order an armed count is tried.
+var filters = [...]ReplyFilter{ScriptReplies, ExecReplies, AnyReplies}
+
+// String returns "scripts", "any", "exec" or "ReplyFilter(n)".
 func (f ReplyFilter) String() string {
 	switch f {
 	case ScriptReplies:
 		return "scripts"
 	case AnyReplies:
 		return "any"
+	case ExecReplies:
+		return "exec"
 	}
 	return "ReplyFilter(" + strconv.Itoa(int(f)) + ")"
 }
 
 // valid reports whether f indexes the per-filter fault arrays.
-func (f ReplyFilter) valid() bool { return f == ScriptReplies || f == AnyReplies }
+func (f ReplyFilter) valid() bool { return f >= ScriptReplies && f <= ExecReplies }
 
 // matches reports whether a request named name is selected by f.
 func (f ReplyFilter) matches(name []byte) bool {
-	if f == AnyReplies {
+	switch f {
+	case AnyReplies:
 		return true
+	case ExecReplies:
+		return bytes.EqualFold(name, execCommand)
 	}
 	for _, s := range scriptCommands {
 		if bytes.EqualFold(name, s) {
@@ -50,7 +60,10 @@ func (f ReplyFilter) matches(name []byte) bool {
 	return false
 }
 
-var scriptCommands = [][]byte{[]byte("evalsha"), []byte("eval"), []byte("evalsha_ro"), []byte("eval_ro")}
+var (
+	scriptCommands = [][]byte{[]byte("evalsha"), []byte("eval"), []byte("evalsha_ro"), []byte("eval_ro")}
+	execCommand    = []byte("exec")
+)
 
 // LoseReplies arms the fault "execute, lose the reply, reset the connection"
 // for the next n requests matching f, over all connections, replacing f's
@@ -97,8 +110,8 @@ func (p *Proxy) PendingLosses(f ReplyFilter) int {
 }
 
 // loseReply decides whether the request just read, named name, loses its
-// reply, consuming an armed count; counts are tried before rates and the
-// script filter before the catch-all one.
+// reply, consuming an armed count; counts are tried before rates, and the
+// narrow filters before the catch-all one.
 func (p *Proxy) loseReply(name []byte) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -106,7 +119,7 @@ func (p *Proxy) loseReply(name []byte) bool {
 		return false
 	}
 	hit := false
-	for _, f := range [...]ReplyFilter{ScriptReplies, AnyReplies} {
+	for _, f := range filters {
 		if p.loseN[f] > 0 && f.matches(name) {
 			p.loseN[f]--
 			hit = true
@@ -114,7 +127,7 @@ func (p *Proxy) loseReply(name []byte) bool {
 		}
 	}
 	if !hit {
-		for _, f := range [...]ReplyFilter{ScriptReplies, AnyReplies} {
+		for _, f := range filters {
 			if q := p.loseP[f]; q > 0 && f.matches(name) && rand.Float64() < q {
 				hit = true
 				break

@@ -2,8 +2,11 @@ package faultproxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +28,9 @@ func TestReplyFilterMatches(t *testing.T) {
 	}
 	if !AnyReplies.matches([]byte("HELLO")) {
 		t.Error("AnyReplies does not match HELLO")
+	}
+	if !ExecReplies.matches([]byte("exec")) || ExecReplies.matches([]byte("MULTI")) || ExecReplies.matches([]byte("EVAL")) {
+		t.Error("ExecReplies matches other than EXEC")
 	}
 	if s := ReplyFilter(9).String(); s != "ReplyFilter(9)" {
 		t.Errorf("String() = %q", s)
@@ -275,4 +281,66 @@ func TestLoseReplyCloseWaits(t *testing.T) {
 		t.Error("EVAL through a closed proxy succeeded")
 	}
 	<-done
+}
+
+// TestLoseExecReply: a transaction whose EXEC reply is lost was applied;
+// the commands queued before EXEC pass, and so do other commands.
+func TestLoseExecReply(t *testing.T) {
+	p, direct := redisBehind(t)
+	ctx := context.Background()
+	c := proxied(t, p, -1)
+	p.LoseReplies(ExecReplies, 1)
+	if err := c.Eval(ctx, incrScript, []string{"other"}).Err(); err != nil {
+		t.Fatalf("EVAL with an EXEC loss armed: %v", err)
+	}
+	_, err := c.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.Incr(ctx, "n")
+		return nil
+	})
+	if err == nil {
+		t.Fatal("transaction succeeded; want the lost EXEC reply to surface as an error")
+	}
+	if v, _ := direct.Get(ctx, "n").Int(); v != 1 {
+		t.Errorf("n = %d, want 1: the transaction was applied", v)
+	}
+	if n := p.LostReplies(); n != 1 {
+		t.Errorf("LostReplies = %d, want 1", n)
+	}
+}
+
+// TestLoseExecReplyNotRetried: with default retries, go-redis does not send
+// a transaction again after its EXEC reply was lost: the caller gets the
+// error, the transaction was applied once. (Lease.Guard relies on that: a
+// retried MULTI … EXEC on a new connection would run without its WATCH.)
+func TestLoseExecReplyNotRetried(t *testing.T) {
+	p, direct := redisBehind(t)
+	ctx := context.Background()
+	c := proxied(t, p, 0)
+	p.LoseReplies(ExecReplies, 1)
+	_, err := c.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.Incr(ctx, "n")
+		return nil
+	})
+	if v, _ := direct.Get(ctx, "n").Int(); err == nil || v != 1 {
+		t.Errorf("transaction: err %v, applied %d times; want an error and 1", err, v)
+	}
+}
+
+// TestLoseReplyResetsClient: the client sees its connection reset, not
+// closed, and no reply bytes.
+func TestLoseReplyResetsClient(t *testing.T) {
+	p, direct := redisBehind(t)
+	p.LoseReplies(ScriptReplies, 1)
+	c := dial(t, p)
+	if _, err := c.Write([]byte(resp("EVAL", incrScript, "1", "n"))); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(c)
+	if len(got) != 0 || !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("read %q, %v; want nothing and ECONNRESET", got, err)
+	}
+	if v, _ := direct.Get(context.Background(), "n").Int(); v != 1 {
+		t.Errorf("n = %d, want 1", v)
+	}
 }

@@ -7,7 +7,7 @@
 //     read and silently discarded (never buffered for later);
 //   - abrupt resets of every current connection (RST where the OS allows);
 //   - refusal of new connections (accepted, then closed at once);
-//   - lost replies: a request (a script call, or any) runs on the server but
+//   - lost replies: a request (a script call, an EXEC, or any) runs on the server but
 //     its reply never arrives and the client's connection is reset, so that a
 //     client library retries it on a new connection.
 //
@@ -49,8 +49,8 @@ type Proxy struct {
 	latency   [2]time.Duration // indexed by dirIndex
 	blackhole [2]bool          // indexed by dirIndex
 	refuse    bool
-	loseN     [3]int        // indexed by ReplyFilter: requests still to lose
-	loseP     [3]float64    // indexed by ReplyFilter: probability of a loss
+	loseN     [4]int        // indexed by ReplyFilter: requests still to lose
+	loseP     [4]float64    // indexed by ReplyFilter: probability of a loss
 	changed   chan struct{} // closed and replaced whenever a fault changes
 	conns     map[*link]struct{}
 }

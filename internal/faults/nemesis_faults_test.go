@@ -23,7 +23,7 @@ return 1`
 
 // faultKinds are the faults the schedule picks from, uniformly.
 var faultKinds = []string{
-	"lose-script-replies", "lose-any-replies", "lose-script-rate",
+	"lose-script-replies", "lose-any-replies", "lose-exec-replies", "lose-script-rate",
 	"blackhole", "latency", "reset", "debug-sleep", "slow-script",
 }
 
@@ -57,6 +57,10 @@ func (n *nemesis) runFaults(stop <-chan struct{}, r *rand.Rand, async *sync.Wait
 			n.p.LoseReplies(faultproxy.AnyReplies, count)
 			pause(stop, hold)
 			n.p.LoseReplies(faultproxy.AnyReplies, 0)
+		case "lose-exec-replies":
+			n.p.LoseReplies(faultproxy.ExecReplies, count)
+			pause(stop, hold)
+			n.p.LoseReplies(faultproxy.ExecReplies, 0)
 		case "lose-script-rate":
 			n.p.LoseRepliesRate(faultproxy.ScriptReplies, prob)
 			pause(stop, hold)

@@ -143,8 +143,8 @@ func TestFaultNemesis(t *testing.T) {
 	}
 	orphans, leaked := n.reg.leaks()
 	maxStall, nStalls := n.stalls.Max()
-	result(t, "seed %d, %v, %d workers: ops {%s}; faults {%s}, %d replies lost; %d belief checks, %d intervals (%d overlaps during process stalls: %d stalls ≥5ms, longest %v), %d orphan observations, %d leaked keys, %d keys left; violations: %s",
-		seed, dur, len(workers), &n.ops, &n.faults, p.LostReplies(), n.beliefChecks.Load(), ivs, stallExplained,
+	result(t, "seed %d, %v, %d workers: %d ops {%s}; faults {%s}, %d replies lost; %d belief checks, %d intervals (%d overlaps during process stalls: %d stalls ≥5ms, longest %v), %d orphan observations, %d leaked keys, %d keys left; violations: %s",
+		seed, dur, len(workers), n.steps.Load(), &n.ops, &n.faults, p.LostReplies(), n.beliefChecks.Load(), ivs, stallExplained,
 		nStalls, maxStall.Round(time.Millisecond), orphans, leaked, left, strings.Join(viol, " "))
 }
 
@@ -163,6 +163,7 @@ type nemesis struct {
 
 	workerList []*worker // set before the workers start; read-only after
 
+	steps        atomic.Int64 // worker steps: one operation each
 	beliefChecks atomic.Int64
 
 	mu          sync.Mutex
@@ -263,16 +264,6 @@ func (c *counts) add(k string) {
 		c.m = map[string]int64{}
 	}
 	c.m[k]++
-}
-
-func (c *counts) total() int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var s int64
-	for _, v := range c.m {
-		s += v
-	}
-	return s
 }
 
 // String lists the counters sorted by name: "a=1 b=2".

@@ -115,6 +115,7 @@ func (w *worker) run(stop <-chan struct{}) {
 		default:
 		}
 		s := w.draw()
+		w.n.steps.Add(1)
 		if w.cur != nil && w.cur.l.Err() != nil {
 			err := w.cur.l.Err()
 			switch {

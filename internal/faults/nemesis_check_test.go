@@ -67,8 +67,8 @@ func (n *nemesis) checkBelief(lv live) {
 			vu1 = vu2
 		}
 		if first { // one violation per lease, however often it is sampled
-			n.violation(chkBelief, "%s's lease on %v (fence %d) believes itself valid for %v more, but %s = %q, not its token %q; %s's last operations: %s",
-				lv.w.who, lv.names, l.FenceOf(lv.names[i]), vu1.Sub(at).Round(time.Millisecond), keys[i], s, l.Token(), lv.w.who, lv.w.lastOps())
+			n.violation(chkBelief, "%s's lease on %v (fence %d) believes itself valid for %v more, but %s = %q, not its token %q; the lease's story: %s",
+				lv.w.who, lv.names, l.FenceOf(lv.names[i]), vu1.Sub(at).Round(time.Millisecond), keys[i], s, l.Token(), lv.log)
 		}
 		return
 	}
@@ -106,7 +106,7 @@ func (n *nemesis) noteLocked(names []string) {
 type endInfo struct {
 	validUntil time.Time
 	err        error
-	ops        string // the worker's last operations then
+	story      string // what the worker had done with the lease
 }
 
 func ivKey(iv history.Interval) string {
@@ -116,7 +116,7 @@ func ivKey(iv history.Interval) string {
 // track records l's critical section on each of its names, from now until
 // the earlier of the returned end func (called just before Release) and the
 // moment Lost closes, with the lease's deadline at that moment.
-func (n *nemesis) track(w *worker, l *lease.Lease) (end func()) {
+func (n *nemesis) track(w *worker, l *lease.Lease, log *opLog) (end func()) {
 	var secs []*history.Section
 	for _, name := range l.Names() {
 		secs = append(secs, n.rec.Begin(w.who, name, l.FenceOf(name)))
@@ -124,7 +124,7 @@ func (n *nemesis) track(w *worker, l *lease.Lease) (end func()) {
 	var once sync.Once
 	finish := func() {
 		once.Do(func() {
-			now, info := time.Now(), endInfo{l.ValidUntil(), l.Err(), w.lastOps()}
+			now, info := time.Now(), endInfo{l.ValidUntil(), l.Err(), log.String()}
 			for _, s := range secs {
 				s.EndAt(now)
 				n.ends.Store(ivKey(s.Interval()), info)
@@ -161,15 +161,15 @@ func (n *nemesis) checkHistory() (intervals, stallExplained int) {
 		info, ok := n.endOf(a)
 		switch {
 		case ok && b.Start.Before(info.validUntil):
-			n.violation(chkOverlap, "%s — %q started %v before %q's deadline (%q ended with %v; its last operations: %s)",
-				v, b.Client, info.validUntil.Sub(b.Start).Round(time.Microsecond), a.Client, a.Client, info.err, info.ops)
+			n.violation(chkOverlap, "%s — %q started %v before %q's deadline (%q's lease ended with %v; its story: %s)",
+				v, b.Client, info.validUntil.Sub(b.Start).Round(time.Microsecond), a.Client, a.Client, info.err, info.story)
 		case n.stalls.explains(v):
 			stallExplained++
 			n.t.Logf("overlap during a process stall (the paused-holder case): %s", v)
 		default:
 			late := "never ended"
 			if ok {
-				late = fmt.Sprintf("%v after its deadline (%v; its last operations: %s)", a.End.Sub(info.validUntil).Round(time.Microsecond), info.err, info.ops)
+				late = fmt.Sprintf("%v after its deadline (%v; its story: %s)", a.End.Sub(info.validUntil).Round(time.Microsecond), info.err, info.story)
 			}
 			n.violation(chkOverlap, "%s — %q's section ended %s, no process stall seen", v, a.Client, late)
 		}
@@ -280,7 +280,7 @@ func (n *nemesis) checkGuard() {
 func (n *nemesis) ownerOps(token string) string {
 	for _, w := range n.workerList {
 		if w.token != "" && w.token == token {
-			return fmt.Sprintf("; %s's last operations: %s", w.who, w.lastOps())
+			return fmt.Sprintf("; %s's last operations: %s", w.who, w.recent)
 		}
 	}
 	return ""

@@ -73,6 +73,7 @@ type live struct {
 	l     *lease.Lease
 	w     *worker
 	names []string
+	log   *opLog // what the worker did with the lease
 }
 
 type orphanKey struct{ name, token string }

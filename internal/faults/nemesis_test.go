@@ -222,7 +222,7 @@ func (n *nemesis) workers(t *testing.T, addr string) []*worker {
 	var out []*worker
 	id := 0
 	add := func(c *redis.Client, shared *mutex.Mutex, custom bool) {
-		w := &worker{n: n, c: c, shared: shared, r: rand.New(rand.NewPCG(n.seed, uint64(id)+1))}
+		w := &worker{n: n, c: c, shared: shared, r: rand.New(rand.NewPCG(n.seed, uint64(id)+1)), recent: newOpLog(6, false)}
 		w.who = fmt.Sprintf("w%02d", id)
 		if custom {
 			w.token = fmt.Sprintf("w%02d:custom:%d", id, n.seed) // contains ':' on purpose

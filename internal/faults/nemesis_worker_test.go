@@ -44,35 +44,59 @@ type worker struct {
 	shared *mutex.Mutex // the handoff group's Mutex: every acquisition goes through it
 	cur    *holding
 
-	mu     sync.Mutex
-	recent [4]string // the last operations begun, newest last, for violation reports
+	recent  *opLog // the worker's last operations, for violation reports
+	attempt string // the acquisition being attempted, copied into the lease's log
 }
 
-// begin notes that the worker starts op, for violation reports.
+// begin notes that the worker starts an operation, in its own log and the
+// current lease's.
 func (w *worker) begin(format string, args ...any) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	copy(w.recent[:], w.recent[1:])
-	w.recent[len(w.recent)-1] = time.Now().Format("15:04:05.000000") + " " + fmt.Sprintf(format, args...)
+	msg := fmt.Sprintf(format, args...)
+	w.recent.add(msg)
+	if w.cur != nil {
+		w.cur.log.add(msg)
+	}
 }
 
-// lastOps returns the worker's last operations, oldest first.
-func (w *worker) lastOps() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var out []string
-	for _, s := range w.recent {
-		if s != "" {
-			out = append(out, s)
-		}
+// opLog keeps the last few operations of a worker or a lease, with times,
+// for violation reports; a lease's log also keeps its first entry, the
+// acquisition. Safe for concurrent use.
+type opLog struct {
+	mu    sync.Mutex
+	max   int
+	first int // entries never dropped: 0 or 1
+	ents  []string
+}
+
+func newOpLog(max int, keepFirst bool) *opLog {
+	o := &opLog{max: max}
+	if keepFirst {
+		o.first = 1
 	}
-	return strings.Join(out, "; ")
+	return o
+}
+
+func (o *opLog) add(msg string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.ents) == o.max {
+		o.ents = append(o.ents[:o.first], o.ents[o.first+1:]...)
+	}
+	o.ents = append(o.ents, time.Now().Format("15:04:05.000000")+" "+msg)
+}
+
+// String returns the entries, oldest first.
+func (o *opLog) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return strings.Join(o.ents, "; ")
 }
 
 type holding struct {
 	l    *lease.Lease
 	end  func() // ends the recorded critical sections
 	auto bool
+	log  *opLog // what the worker did with the lease
 }
 
 // step is one step's random choices, all drawn up front whatever the state,
@@ -181,12 +205,14 @@ func (w *worker) acquire(s step) {
 	var err error
 	if try {
 		kind += "-try"
-		w.begin("%s %v ttl=%v auto=%v", kind, names, s.ttl, auto)
+		w.attempt = fmt.Sprintf("%s %v ttl=%v auto=%v", kind, names, s.ttl, auto)
+		w.begin("%s", w.attempt)
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		l, err = lk.TryLock(ctx)
 		cancel()
 	} else {
-		w.begin("%s %v ttl=%v auto=%v wait=%v", kind, names, s.ttl, auto, s.lockWait)
+		w.attempt = fmt.Sprintf("%s %v ttl=%v auto=%v wait=%v", kind, names, s.ttl, auto, s.lockWait)
+		w.begin("%s", w.attempt)
 		ctx, cancel := context.WithTimeout(context.Background(), s.lockWait)
 		l, err = lk.Lock(ctx)
 		cancel()
@@ -202,9 +228,12 @@ func (w *worker) acquire(s step) {
 		return
 	}
 	w.n.ops.add(kind + "-ok")
+	h := &holding{l: l, auto: auto, log: newOpLog(12, true)}
+	h.log.add(w.attempt)
+	w.cur = h
 	w.begin("%s ok: fence %d, token %q, valid for %v", kind, l.Fence(), l.Token(), time.Until(l.ValidUntil()).Round(time.Millisecond))
-	w.n.reg.add(live{l: l, w: w, names: l.Names()})
-	w.cur = &holding{l: l, end: w.n.track(w, l), auto: auto}
+	w.n.reg.add(live{l: l, w: w, names: l.Names(), log: h.log})
+	h.end = w.n.track(w, l, h.log)
 }
 
 func (w *worker) act(s step) {
@@ -258,6 +287,14 @@ func (w *worker) act(s step) {
 // or another (network, timeout) error.
 func (w *worker) count(op string, err error) {
 	switch {
+	case err != nil:
+		w.begin("  → %v", err)
+	case w.cur != nil:
+		w.begin("  → ok, valid for %v", time.Until(w.cur.l.ValidUntil()).Round(time.Millisecond))
+	default:
+		w.begin("  → ok")
+	}
+	switch {
 	case err == nil:
 		w.n.ops.add(op + "-ok")
 	case errors.Is(err, lease.ErrNotHeld) || errors.Is(err, lease.ErrExpired):
@@ -284,7 +321,6 @@ func (w *worker) guard(ctx context.Context, l *lease.Lease) {
 
 func (w *worker) release(op string) {
 	h := w.cur
-	w.cur = nil
 	h.end()
 	w.begin("%s (lease err %v)", op, h.l.Err())
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
@@ -295,4 +331,5 @@ func (w *worker) release(op string) {
 	if op == "release" {
 		w.count(op, err)
 	}
+	w.cur = nil
 }

@@ -44,8 +44,9 @@ type worker struct {
 	shared *mutex.Mutex // the handoff group's Mutex: every acquisition goes through it
 	cur    *holding
 
-	recent  *opLog // the worker's last operations, for violation reports
-	attempt string // the acquisition being attempted, copied into the lease's log
+	recent  *opLog    // the worker's last operations, for violation reports
+	attempt string    // the acquisition being attempted, copied into the lease's log
+	tried   time.Time // when it began
 }
 
 // begin notes that the worker starts an operation, in its own log and the
@@ -76,13 +77,15 @@ func newOpLog(max int, keepFirst bool) *opLog {
 	return o
 }
 
-func (o *opLog) add(msg string) {
+func (o *opLog) add(msg string) { o.addAt(time.Now(), msg) }
+
+func (o *opLog) addAt(t time.Time, msg string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if len(o.ents) == o.max {
 		o.ents = append(o.ents[:o.first], o.ents[o.first+1:]...)
 	}
-	o.ents = append(o.ents, time.Now().Format("15:04:05.000000")+" "+msg)
+	o.ents = append(o.ents, t.Format("15:04:05.000000")+" "+msg)
 }
 
 // String returns the entries, oldest first.
@@ -205,13 +208,13 @@ func (w *worker) acquire(s step) {
 	var err error
 	if try {
 		kind += "-try"
-		w.attempt = fmt.Sprintf("%s %v ttl=%v auto=%v", kind, names, s.ttl, auto)
+		w.attempt, w.tried = fmt.Sprintf("%s %v ttl=%v auto=%v", kind, names, s.ttl, auto), time.Now()
 		w.begin("%s", w.attempt)
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		l, err = lk.TryLock(ctx)
 		cancel()
 	} else {
-		w.attempt = fmt.Sprintf("%s %v ttl=%v auto=%v wait=%v", kind, names, s.ttl, auto, s.lockWait)
+		w.attempt, w.tried = fmt.Sprintf("%s %v ttl=%v auto=%v wait=%v", kind, names, s.ttl, auto, s.lockWait), time.Now()
 		w.begin("%s", w.attempt)
 		ctx, cancel := context.WithTimeout(context.Background(), s.lockWait)
 		l, err = lk.Lock(ctx)
@@ -229,7 +232,7 @@ func (w *worker) acquire(s step) {
 	}
 	w.n.ops.add(kind + "-ok")
 	h := &holding{l: l, auto: auto, log: newOpLog(12, true)}
-	h.log.add(w.attempt)
+	h.log.addAt(w.tried, w.attempt)
 	w.cur = h
 	w.begin("%s ok: fence %d, token %q, valid for %v", kind, l.Fence(), l.Token(), time.Until(l.ValidUntil()).Round(time.Millisecond))
 	w.n.reg.add(live{l: l, w: w, names: l.Names(), log: h.log})

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: demo test test-short test-faults test-cluster fuzz bench vet
+.PHONY: demo test test-short test-faults nemesis test-cluster fuzz bench vet
 
 ## demo: a short tour against an embedded Redis (miniredis in-process), or
 ## the server at $REDIS_ADDR when set.
@@ -29,6 +29,15 @@ test-short:
 ## Goroutine leaks are still checked (goleak).
 test-faults:
 	$(GO) test -count=1 -tags faults -timeout 20m -v -run 'Fault' ./internal/faults/ 2>&1 | tee faults.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|RESULT|violation'; test $${PIPESTATUS[0]} -eq 0
+
+## nemesis: the randomized fault nemesis alone (TestFaultNemesis, also part of
+## test-faults with a 20s run) for SECONDS seconds with seed SEED. Every run
+## logs its seed; the same SEED replays the same schedule of operations and
+## faults (the timing still varies). An empty SEED picks a random one.
+SECONDS ?= 120
+SEED ?=
+nemesis:
+	NEMESIS_SECONDS=$(SECONDS) NEMESIS_SEED=$(SEED) $(GO) test -count=1 -tags faults -timeout $$(( $(SECONDS) + 600 ))s -v -run '^TestFaultNemesis$$' ./internal/faults/ 2>&1 | tee nemesis.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|RESULT|violation|seed'; test $${PIPESTATUS[0]} -eq 0
 
 ## test-cluster: Redis Cluster and Sentinel deployments (also part of make test).
 test-cluster:

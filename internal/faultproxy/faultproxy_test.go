@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/redlease/redlease/internal/leaktest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, leaktest.Options()...) }
 
 // echoServer is a TCP echo server whose goroutines all end by Close.
 type echoServer struct {

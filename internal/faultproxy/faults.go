@@ -91,13 +91,16 @@ func (p *Proxy) Refuse(on bool) {
 	p.update(func() { p.refuse = on })
 }
 
-// Restore removes every fault: latency, blackholes and refusal. It does not
-// reopen connections closed by ResetAll.
+// Restore removes every fault: latency, blackholes, refusal and lost
+// replies. It does not reopen connections closed by ResetAll, nor save a
+// connection already losing a reply.
 func (p *Proxy) Restore() {
 	p.update(func() {
 		p.latency = [2]time.Duration{}
 		p.blackhole = [2]bool{}
 		p.refuse = false
+		p.loseN = [4]int{}
+		p.loseP = [4]float64{}
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,6 +18,8 @@ type link struct {
 	client, server net.Conn
 	done           chan struct{} // closed by close
 	once           sync.Once
+	scan           reqScanner  // the client's requests; used by the upstream pipe only
+	losing         atomic.Bool // a request's reply is being lost: forward nothing downstream
 
 	mu       sync.Mutex
 	finished int // directions that ended with a clean EOF
@@ -63,12 +66,31 @@ func (p *Proxy) pipe(l *link, dir dirIndex) {
 		n, err := src.Read(buf)
 		if n > 0 {
 			at := time.Now()
-			if !p.forward(l, dir, dst, buf[:n], at) {
+			chunk, lose := buf[:n], false
+			if dir == upstream {
+				if cut := p.cutLostRequest(l, chunk); cut >= 0 {
+					chunk, lose = chunk[:cut], true
+					// Before the request can reach the server: from here on
+					// no reply may reach the client.
+					l.losing.Store(true)
+				}
+			}
+			if !p.forward(l, dir, dst, chunk, at) {
 				p.closeLink(l, true)
+				return
+			}
+			if lose {
+				p.loseTail(l)
 				return
 			}
 		}
 		if err != nil {
+			if dir == downstream && l.losing.Load() {
+				// The server has closed: the request whose reply is lost
+				// has run. Now the client learns the connection is gone.
+				p.closeLink(l, true)
+				return
+			}
 			if errors.Is(err, io.EOF) {
 				if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 					_ = cw.CloseWrite()
@@ -84,6 +106,18 @@ func (p *Proxy) pipe(l *link, dir dirIndex) {
 	}
 }
 
+// loseTail ends the upstream pipe of a link losing a reply: it half-closes
+// the server connection, so that the server runs what it has received and
+// then closes, which the downstream pipe (discarding meanwhile) turns into a
+// reset of the client. If the downstream pipe has already ended, the link is
+// reset now.
+func (p *Proxy) loseTail(l *link) {
+	cw, ok := l.server.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil || l.finish() {
+		p.closeLink(l, true)
+	}
+}
+
 // forward writes b (read at time at) to dst once the direction's latency has
 // passed, re-reading the faults whenever they change, or drops it if the
 // direction is blackholed. It reports false if the link ended or the write
@@ -91,6 +125,9 @@ func (p *Proxy) pipe(l *link, dir dirIndex) {
 func (p *Proxy) forward(l *link, dir dirIndex, dst net.Conn, b []byte, at time.Time) bool {
 	for {
 		latency, blackhole, changed := p.faults(dir)
+		if dir == downstream && l.losing.Load() {
+			return true // a lost reply (or one sent before it): discarded
+		}
 		if blackhole {
 			p.dropped.Add(int64(len(b)))
 			return true

@@ -6,7 +6,10 @@
 //   - blackholes, per direction: the connection stays open but the bytes are
 //     read and silently discarded (never buffered for later);
 //   - abrupt resets of every current connection (RST where the OS allows);
-//   - refusal of new connections (accepted, then closed at once).
+//   - refusal of new connections (accepted, then closed at once);
+//   - lost replies: a request (a script call, an EXEC, or any) runs on the server but
+//     its reply never arrives and the client's connection is reset, so that a
+//     client library retries it on a new connection.
 //
 // Faults apply to existing and new connections alike. Each accepted client
 // connection gets its own connection to the target, dialed when the client is
@@ -39,12 +42,15 @@ type Proxy struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup // accept loop, connection handlers and pipes
 	dropped atomic.Int64   // bytes discarded by blackholes
+	lost    atomic.Int64   // requests whose replies were lost
 
 	mu        sync.Mutex
 	closed    bool
 	latency   [2]time.Duration // indexed by dirIndex
 	blackhole [2]bool          // indexed by dirIndex
 	refuse    bool
+	loseN     [4]int        // indexed by ReplyFilter: requests still to lose
+	loseP     [4]float64    // indexed by ReplyFilter: probability of a loss
 	changed   chan struct{} // closed and replaced whenever a fault changes
 	conns     map[*link]struct{}
 }

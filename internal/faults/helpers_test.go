@@ -7,7 +7,6 @@ import (
 	_ "embed"
 	"fmt"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -75,13 +74,7 @@ func waitFor(t *testing.T, what string, limit time.Duration, ok func() bool) {
 
 // lockKeysLeft lists lock keys (not fence counters) still in Redis.
 func lockKeysLeft(ctx context.Context, c redis.UniversalClient) []string {
-	all, _ := c.Keys(ctx, "redlease:*").Result()
-	var out []string
-	for _, k := range all {
-		if !strings.HasSuffix(k, ":fence") {
-			out = append(out, k)
-		}
-	}
+	out, _ := lockKeys(ctx, c)
 	return out
 }
 

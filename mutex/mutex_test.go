@@ -168,7 +168,7 @@ func TestLockRetriesRedisErrorsUntilDeadline(t *testing.T) {
 	s := redistest.Start(t)
 	// One dial per attempt: go-redis's default (5 dials, 100ms apart) makes
 	// each attempt against a dead server last ~1.7s before it reports.
-	c := redis.NewClient(&redis.Options{Addr: s.Addr, DialerRetries: 1})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr})
 	defer c.Close()
 	m := newMutex(t, c, uniqueName(t), mutex.WithBackoff(func() backoff.BackOff { return backoff.NewConstantBackOff(10 * time.Millisecond) }))
 	s.Kill()

@@ -56,7 +56,7 @@ func checkHistory(t *testing.T, rec *history.Recorder) int {
 
 func newClient(t testing.TB, addr string, readTimeout time.Duration) *redis.Client {
 	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 500 * time.Millisecond,
-		ReadTimeout: readTimeout, WriteTimeout: readTimeout, DialerRetries: 1, MaxRetries: -1})
+		ReadTimeout: readTimeout, WriteTimeout: readTimeout, MaxRetries: -1})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }

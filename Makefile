@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: demo test test-short test-faults nemesis test-cluster fuzz bench vet
+.PHONY: demo test test-short test-faults nemesis test-cluster fuzz bench vet lint
 
 ## demo: a short tour against an embedded Redis (miniredis in-process), or
 ## the server at $REDIS_ADDR when set.
@@ -19,6 +19,14 @@ test: vet
 
 vet:
 	$(GO) vet ./...
+
+## lint: golangci-lint v2 with .golangci.yml (govet, staticcheck, errcheck,
+## revive, ...); installs the pinned version into $(go env GOPATH)/bin if
+## missing.
+GOLANGCI_LINT_VERSION ?= v2.15.0
+lint:
+	@command -v golangci-lint >/dev/null 2>&1 || [ -x "$$($(GO) env GOPATH)/bin/golangci-lint" ] || $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	PATH="$$($(GO) env GOPATH)/bin:$$PATH" golangci-lint run ./...
 
 test-short:
 	$(GO) test -race -short -count=1 ./...

@@ -70,7 +70,7 @@ func TestReleaseClosesLost(t *testing.T) {
 	if l.Err() != nil {
 		t.Fatalf("Err while held: %v", l.Err())
 	}
-	if l.Lost() != l.Lost() {
+	if a, b := l.Lost(), l.Lost(); a != b {
 		t.Fatal("Lost returns different channels")
 	}
 	if err := l.Release(context.Background()); err != nil {

@@ -16,7 +16,7 @@ import (
 func FuzzNew(f *testing.F) {
 	f.Add("orders:42", int64(10*time.Second), int64(0), 0.01, "", "redlease:")
 	f.Add("}", int64(1), int64(-1), 0.5, "tok", "{}")
-	f.Add("{a}", int64(time.Millisecond*10), int64(time.Millisecond*5), -0.0, "t", "p{")
+	f.Add("{a}", int64(time.Millisecond*10), int64(time.Millisecond*5), -0.001, "t", "p{")
 	mr := miniredis.NewMiniRedis()
 	if err := mr.Start(); err != nil {
 		f.Fatal(err)

@@ -10,9 +10,9 @@ import (
 type Kind int
 
 const (
-	// Overlap: two critical sections of the same lock overlapped in time.
+	// Overlap means two critical sections of the same lock overlapped in time.
 	Overlap Kind = iota + 1
-	// FenceOrder: a write was accepted although its fencing token was not
+	// FenceOrder means a write was accepted although its fencing token was not
 	// larger than that of an earlier accepted write for the same lock.
 	FenceOrder
 )

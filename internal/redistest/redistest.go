@@ -8,13 +8,10 @@ package redistest
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -41,22 +38,18 @@ func Binary(t testing.TB, name string) string {
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freePort()
 	if err != nil {
-		t.Fatalf("free port: %v", err)
+		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
-// Server is one redis-server process.
+// Server is one redis-server process: a Node (see cluster.go) that is killed
+// when its test ends.
 type Server struct {
-	t    testing.TB
-	Port int
-	Addr string
-	Dir  string
-	args []string
-	cmd  *exec.Cmd
+	*Node
+	t testing.TB
 }
 
 // Start runs redis-server on a free loopback port, without persistence and
@@ -65,44 +58,20 @@ type Server struct {
 func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
 	bin := Binary(t, "redis-server")
-	dir := t.TempDir()
-	port := FreePort(t)
-	s := &Server{t: t, Port: port, Addr: fmt.Sprintf("127.0.0.1:%d", port), Dir: dir}
-	s.args = append([]string{
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", dir, "--enable-debug-command", "yes", "--logfile", filepath.Join(dir, "redis.log"),
-		"--daemonize", "no",
-	}, extra...)
-	s.start(bin)
-	t.Cleanup(s.Kill)
-	return s
-}
-
-func (s *Server) start(bin string) {
-	s.t.Helper()
-	var err error
-	for try := 0; try < 3; try++ {
-		cmd := exec.Command(bin, s.args...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-		if err = cmd.Start(); err != nil {
-			s.t.Fatalf("start redis-server: %v", err)
-		}
-		s.cmd = cmd
-		if err = WaitPing(s.Addr, 10*time.Second); err == nil {
-			return
-		}
-		s.Kill()
+	n, err := newNode(t.TempDir(), "redis", bin, false, func(n *Node) ([]string, error) {
+		return append([]string{
+			"--port", strconv.Itoa(n.Port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+			"--dir", n.Dir, "--enable-debug-command", "yes", "--logfile", n.LogFile, "--daemonize", "no",
+		}, extra...), nil
+	})
+	if err != nil {
+		t.Fatalf("start redis-server: %v", err)
 	}
-	log, _ := os.ReadFile(filepath.Join(s.Dir, "redis.log"))
-	s.t.Fatalf("redis-server on %s did not answer: %v\n%s", s.Addr, err, tail(string(log)))
-}
-
-func tail(s string) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > 20 {
-		lines = lines[len(lines)-20:]
-	}
-	return strings.Join(lines, "\n")
+	t.Cleanup(func() {
+		n.Kill()
+		n.closeAdmin()
+	})
+	return &Server{Node: n, t: t}
 }
 
 // WaitPing waits until a server at addr answers PING.
@@ -123,35 +92,13 @@ func WaitPing(addr string, limit time.Duration) error {
 	return err
 }
 
-// Kill stops the server with SIGKILL (no shutdown, nothing saved) and waits
-// for it. Killing a stopped server does nothing.
-func (s *Server) Kill() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
-	s.cmd = nil
-}
-
 // Restart kills the server and starts it again on the same port, empty.
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Kill()
-	s.start(Binary(s.t, "redis-server"))
-}
-
-// Pid returns the server's process id, 0 if it is stopped.
-func (s *Server) Pid() int {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return 0
+	if err := s.launch(); err != nil {
+		s.t.Fatalf("restart redis-server: %v", err)
 	}
-	return s.cmd.Process.Pid
-}
-
-// Client returns a new client of the server, closed when t ends.
-func (s *Server) Client(t testing.TB) *redis.Client {
-	return NewClient(t, s.Addr)
 }
 
 // NewClient returns a client of addr, closed when t ends.

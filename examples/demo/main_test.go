@@ -50,9 +50,9 @@ func TestTour(t *testing.T) {
 		for i := range ttl {
 			ttl[i], _ = time.ParseDuration(m[i+1])
 		}
-		near := func(d, want time.Duration) bool {
+		near := func(d, want time.Duration) bool { // the tour rounds to 100ms
 			return d >= want-100*time.Millisecond && d <= want+100*time.Millisecond
-		} // rounded to 100ms
+		}
 		if ttl[0] > 1800*time.Millisecond || !near(ttl[1]-ttl[0], 3*time.Second) || !near(ttl[2], time.Second) {
 			t.Fatalf("TTLs %v: want at most 1.8s, 3s more after Extend, 1s after Refresh", ttl)
 		}

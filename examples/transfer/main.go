@@ -130,6 +130,10 @@ func main() {
 func connect(addr string) (*redis.Client, func(), error) {
 	if addr != "" {
 		c := redis.NewClient(&redis.Options{Addr: addr})
+		if err := c.Ping(context.Background()).Err(); err != nil {
+			c.Close()
+			return nil, nil, err // fail now: Lock would retry until its ctx ends
+		}
 		return c, func() { c.Close() }, nil
 	}
 	mr, err := miniredis.Run() // on a free loopback port

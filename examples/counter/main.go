@@ -25,7 +25,6 @@ import (
 	"io"
 	"log"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -42,12 +41,12 @@ const (
 
 func run(ctx context.Context, client *redis.Client, out io.Writer) error {
 	logf := log.New(out, "", 0).Printf
-	for _, c := range []counter{redisCounter{client, false}, redisCounter{client, true}, &fencedStore{}} {
+	for _, how := range []string{"plain SET", "SET through Lease.Guard", "store that checks fences"} {
 		if err := client.Del(ctx, counterKey).Err(); err != nil {
 			return err
 		}
-		logf("%s:", c)
-		got, err := stall(ctx, client, c, logf)
+		logf("%s:", how)
+		got, err := stall(ctx, client, &store{how: how, client: client}, logf)
 		if err != nil {
 			return err
 		}
@@ -56,8 +55,8 @@ func run(ctx context.Context, client *redis.Client, out io.Writer) error {
 	return nil
 }
 
-// stall plays the scenario on c and returns the final count.
-func stall(ctx context.Context, client *redis.Client, c counter, logf func(string, ...any)) (got int64, err error) {
+// stall plays the scenario on s and returns the final count.
+func stall(ctx context.Context, client *redis.Client, s *store, logf func(string, ...any)) (got int64, err error) {
 	short, err := mutex.New(client, name, mutex.WithTTL(300*time.Millisecond), mutex.WithAutoRenew(false))
 	if err != nil {
 		return 0, err
@@ -70,119 +69,100 @@ func stall(ctx context.Context, client *redis.Client, c counter, logf func(strin
 	if err != nil {
 		return 0, err
 	}
-	v, err := c.get(ctx, a)
+	v, err := s.get(ctx, a)
 	if err != nil {
 		return 0, err
 	}
 	logf("  A: locked (fence %d, TTL 300ms, no renewal), read %d, stalls", a.Fence(), v)
-	for range 3 { // B: its first Lock waits until A's key expires
-		if _, err := increment(ctx, m, c); err != nil {
+	// A is stalled (a GC pause, say) and runs nothing until B is done. B's
+	// first Lock waits until A's key expires.
+	for range 3 {
+		if _, err := increment(ctx, m, s); err != nil {
 			return 0, err
 		}
 	}
 	logf("  B: 3 increments")
-	if err := c.set(ctx, a, v+1); err != nil {
+	if err := s.set(ctx, a, v+1); err != nil {
 		logf("  A: wakes up, writes %d: refused (%v); increments again under a new lock", v+1, err)
-		if _, err := increment(ctx, m, c); err != nil {
+		if _, err := increment(ctx, m, s); err != nil {
 			return 0, err
 		}
 	} else {
 		logf("  A: wakes up, writes %d: applied", v+1)
 	}
-	l, err := m.Lock(ctx) // the final read, under the lock as every access
-	if err != nil {
-		return 0, err
-	}
-	defer func() { err = errors.Join(err, l.Release(ctx)) }()
-	return c.get(ctx, l)
-}
-
-// increment adds one to c under a fresh lease of m and returns the new value.
-func increment(ctx context.Context, m *mutex.Mutex, c counter) (v int64, err error) {
+	// a has expired: nothing to release. The final read is under the lock,
+	// as every access.
 	l, err := m.Lock(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer func() { err = errors.Join(err, l.Release(ctx)) }()
-	if v, err = c.get(ctx, l); err != nil {
+	return s.get(ctx, l)
+}
+
+// increment adds one to the counter under a fresh lease of m and returns
+// the new value.
+func increment(ctx context.Context, m *mutex.Mutex, s *store) (v int64, err error) {
+	l, err := m.Lock(ctx)
+	if err != nil {
 		return 0, err
 	}
-	return v + 1, c.set(ctx, l, v+1)
-}
-
-// A counter is read and written by the holder of a lease.
-type counter interface {
-	get(ctx context.Context, l *lease.Lease) (int64, error)
-	set(ctx context.Context, l *lease.Lease, v int64) error
-}
-
-// redisCounter is the counter in Redis, set with a plain SET or through Guard.
-type redisCounter struct {
-	client *redis.Client
-	guard  bool
-}
-
-func (c redisCounter) String() string {
-	if c.guard {
-		return "SET through Lease.Guard"
+	defer func() { err = errors.Join(err, l.Release(ctx)) }()
+	if v, err = s.get(ctx, l); err != nil {
+		return 0, err
 	}
-	return "plain SET"
+	return v + 1, s.set(ctx, l, v+1)
 }
 
-func (c redisCounter) get(ctx context.Context, _ *lease.Lease) (int64, error) {
-	v, err := c.client.Get(ctx, counterKey).Int64()
+// store holds the counter, read and written by the holder of a lease: in
+// Redis, or in a store outside Redis (a database) that checks fences.
+type store struct {
+	how    string
+	client *redis.Client
+	// The store outside Redis: it remembers the largest fence it has seen
+	// and refuses older ones, on reads too (or a newer holder could read
+	// before a stale write lands, then overwrite it). One goroutine here.
+	value, fence int64
+}
+
+func (s *store) get(ctx context.Context, l *lease.Lease) (int64, error) {
+	if s.how == "store that checks fences" {
+		if err := s.admit(l); err != nil {
+			return 0, err
+		}
+		return s.value, nil
+	}
+	v, err := s.client.Get(ctx, counterKey).Int64()
 	if errors.Is(err, redis.Nil) {
 		return 0, nil
 	}
 	return v, err
 }
 
-func (c redisCounter) set(ctx context.Context, l *lease.Lease, v int64) error {
-	if !c.guard {
-		return c.client.Set(ctx, counterKey, v, 0).Err() // whether l still holds the lock or not
+func (s *store) set(ctx context.Context, l *lease.Lease, v int64) error {
+	switch s.how {
+	case "plain SET":
+		return s.client.Set(ctx, counterKey, v, 0).Err() // whether l still holds the lock or not
+	case "SET through Lease.Guard":
+		// One MULTI/EXEC, which Redis applies only if l holds the lock key then.
+		return l.Guard(ctx, func(pipe redis.Pipeliner) error {
+			pipe.Set(ctx, counterKey, v, 0)
+			return nil
+		})
 	}
-	// One MULTI/EXEC, which Redis applies only if l holds the lock key then.
-	return l.Guard(ctx, func(pipe redis.Pipeliner) error {
-		pipe.Set(ctx, counterKey, v, 0)
-		return nil
-	})
-}
-
-// fencedStore stands for storage outside Redis (a database) that remembers
-// the largest fence it has seen and refuses older ones; on reads too, or a
-// newer holder could read before a stale write lands, then overwrite it.
-type fencedStore struct {
-	mu           sync.Mutex
-	value, fence int64
-}
-
-func (s *fencedStore) String() string { return "a store that checks fences" }
-
-func (s *fencedStore) get(_ context.Context, l *lease.Lease) (int64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.admit(l.Fence()); err != nil {
-		return 0, err
-	}
-	return s.value, nil
-}
-
-func (s *fencedStore) set(_ context.Context, l *lease.Lease, v int64) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.admit(l.Fence()); err != nil {
+	if err := s.admit(l); err != nil {
 		return err
 	}
 	s.value = v
 	return nil
 }
 
-// admit records fence, unless a larger one came first. s.mu is held.
-func (s *fencedStore) admit(fence int64) error {
-	if fence < s.fence {
-		return fmt.Errorf("store: fence %d is older than %d", fence, s.fence)
+// admit records l's fence, unless a larger one came first.
+func (s *store) admit(l *lease.Lease) error {
+	if l.Fence() < s.fence {
+		return fmt.Errorf("store: fence %d is older than %d", l.Fence(), s.fence)
 	}
-	s.fence = fence
+	s.fence = l.Fence()
 	return nil
 }
 

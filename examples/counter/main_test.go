@@ -69,14 +69,15 @@ func TestRefusedByRedis(t *testing.T) {
 			t.Fatalf("A already knows it lost the lock: %v", a.Err())
 		}
 
-		store := &fencedStore{}
-		if _, err := store.get(ctx, b); err != nil {
+		fenced := &store{how: "store that checks fences"}
+		if _, err := fenced.get(ctx, b); err != nil {
 			t.Fatal(err)
 		}
-		if err := store.set(ctx, a, 99); err == nil {
-			t.Fatal("the fenced store took A's write")
+		if err := fenced.set(ctx, a, 99); err == nil || fenced.value == 99 {
+			t.Fatalf("the fenced store took A's write: %v", err)
 		}
-		if err := (redisCounter{c, true}).set(ctx, a, 99); !errors.Is(err, lease.ErrNotHeld) {
+		guarded := &store{how: "SET through Lease.Guard", client: c}
+		if err := guarded.set(ctx, a, 99); !errors.Is(err, lease.ErrNotHeld) {
 			t.Fatalf("Guard: got %v, want ErrNotHeld", err)
 		}
 		if n, err := c.Exists(ctx, counterKey).Result(); err != nil || n != 0 {

@@ -85,17 +85,17 @@ func run(ctx context.Context, client *redis.Client, out io.Writer) error {
 	say("   Lost closed after %v; Err: %v", time.Since(start).Round(10*time.Millisecond), lost.Err())
 
 	say("7. Guard writes to Redis only while the lease holds the lock.")
-	now, err := m.Lock(ctx)
+	holder, err := m.Lock(ctx)
 	if err != nil {
 		return err
 	}
 	write := func(v string) func(redis.Pipeliner) error {
 		return func(pipe redis.Pipeliner) error { return pipe.Set(ctx, "{demo:report}:data", v, 0).Err() }
 	}
-	say("   the holder (fence %d): %v", now.Fence(), errOr(now.Guard(ctx, write("fresh")), "written"))
-	say("   the lost lease (fence %d): %v", lost.Fence(), errOr(lost.Guard(ctx, write("stale")), "written"))
-	say("   (storage outside Redis does the same with fences: it refuses %d once it has seen %d)", lost.Fence(), now.Fence())
-	if err := now.Release(ctx); err != nil {
+	say("   the holder (fence %d): %v", holder.Fence(), outcome(holder.Guard(ctx, write("fresh")), "written"))
+	say("   the lost lease (fence %d): %v", lost.Fence(), outcome(lost.Guard(ctx, write("stale")), "written"))
+	say("   (storage outside Redis does the same with fences: it refuses %d once it has seen %d)", lost.Fence(), holder.Fence())
+	if err := holder.Release(ctx); err != nil {
 		return err
 	}
 
@@ -124,8 +124,8 @@ func run(ctx context.Context, client *redis.Client, out io.Writer) error {
 	return errors.Join(err, both.Release(ctx))
 }
 
-// errOr returns err's text, or ok when err is nil.
-func errOr(err error, ok string) string {
+// outcome describes a write: ok, or refused and why.
+func outcome(err error, ok string) string {
 	if err != nil {
 		return "refused: " + err.Error()
 	}

@@ -1,139 +1,169 @@
-// Command demo is the short tour run by `make demo`: the distributed counter
-// with a paused holder (unguarded, with Guard, with fencing), account
-// transfers under a multilock, and a task that stops on the lease's Lost
-// channel. It runs against an embedded miniredis (or the Redis at
-// $REDIS_ADDR), prints what happens in plain words, and ends with one
-// verdict line per case. The exit status is 1 if any verdict fails.
+// Command demo is the short tour of redlease run by `make demo`: each step
+// says what it does, then what happened. It runs against an in-process
+// miniredis, or against the Redis at REDIS_ADDR when that is set, and exits
+// with an error status only if a call fails.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log"
 	"os"
-	"os/signal"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/redlease/redlease/examples/counter/counterex"
-	"github.com/redlease/redlease/examples/expiry/expiryex"
-	"github.com/redlease/redlease/examples/internal/exredis"
-	"github.com/redlease/redlease/examples/transfer/transferex"
+	"github.com/redlease/redlease/multilock"
+	"github.com/redlease/redlease/mutex"
 )
 
+func run(ctx context.Context, client *redis.Client, out io.Writer) error {
+	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	m, err := mutex.New(client, "demo:report", mutex.WithTTL(2*time.Second))
+	if err != nil {
+		return err
+	}
+
+	say("1. Lock waits until the lock is free (or its ctx ends) and returns a lease.")
+	l, err := m.Lock(ctx)
+	if err != nil {
+		return err
+	}
+	say("   holding %q with fence %d; the lease renews itself until Release", l.Name(), l.Fence())
+
+	say("2. TryLock makes one attempt. The lock is held (by the lease of step 1):")
+	_, err = m.TryLock(ctx)
+	say("   %v (mutex.ErrLocked: %v)", err, errors.Is(err, mutex.ErrLocked))
+
+	say("3. Lock with a 200ms deadline: the ctx bounds the wait.")
+	wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	_, err = m.Lock(wctx)
+	cancel()
+	say("   gave up: context.DeadlineExceeded %v, mutex.ErrLocked %v", errors.Is(err, context.DeadlineExceeded), errors.Is(err, mutex.ErrLocked))
+
+	say("4. Extend adds to the remaining TTL, Refresh sets it.")
+	before, err := l.TTL(ctx)
+	if err != nil {
+		return err
+	}
+	if err := l.Extend(ctx, 3*time.Second); err != nil {
+		return err
+	}
+	extended, err := l.TTL(ctx)
+	if err != nil {
+		return err
+	}
+	if err := l.Refresh(ctx, time.Second); err != nil {
+		return err
+	}
+	refreshed, err := l.TTL(ctx)
+	if err != nil {
+		return err
+	}
+	r := func(d time.Duration) time.Duration { return d.Round(100 * time.Millisecond) }
+	say("   TTL %v; after Extend(3s): %v; after Refresh(1s): %v", r(before), r(extended), r(refreshed))
+
+	say("5. Release, and lock again: the new lease has a larger fence.")
+	if err := l.Release(ctx); err != nil {
+		return err
+	}
+	lost, err := m.Lock(ctx)
+	if err != nil {
+		return err
+	}
+	say("   fence %d, then %d", l.Fence(), lost.Fence())
+
+	say("6. Lost closes when the lease is lost. Someone deletes the key; the next renewal notices.")
+	if err := client.Del(ctx, "redlease:{demo:report}").Err(); err != nil {
+		return err
+	}
+	start := time.Now()
+	<-lost.Lost()
+	say("   Lost closed after %v; Err: %v", time.Since(start).Round(10*time.Millisecond), lost.Err())
+
+	say("7. Guard writes to Redis only while the lease holds the lock.")
+	holder, err := m.Lock(ctx)
+	if err != nil {
+		return err
+	}
+	write := func(v string) func(redis.Pipeliner) error {
+		return func(pipe redis.Pipeliner) error { return pipe.Set(ctx, "{demo:report}:data", v, 0).Err() }
+	}
+	say("   the holder (fence %d): %v", holder.Fence(), outcome(holder.Guard(ctx, write("fresh")), "written"))
+	say("   the lost lease (fence %d): %v", lost.Fence(), outcome(lost.Guard(ctx, write("stale")), "written"))
+	say("   (storage outside Redis does the same with fences: it refuses %d once it has seen %d)", lost.Fence(), holder.Fence())
+	if err := holder.Release(ctx); err != nil {
+		return err
+	}
+
+	say("8. A multilock takes several names at once, all or none, in one order: no deadlock.")
+	ab, err := multilock.New(client, []string{"demo:bob", "demo:alice"})
+	if err != nil {
+		return err
+	}
+	bc, err := multilock.New(client, []string{"demo:carol", "demo:bob"})
+	if err != nil {
+		return err
+	}
+	both, err := ab.Lock(ctx)
+	if err != nil {
+		return err
+	}
+	say("   holding %v (fences %d and %d)", both.Names(), both.FenceOf("demo:alice"), both.FenceOf("demo:bob"))
+	_, err = bc.TryLock(ctx)
+	say("   TryLock of %v: %v", bc.Names(), err)
+	carol, err := mutex.New(client, "demo:carol")
+	if err != nil {
+		return err
+	}
+	locked, err := carol.Locked(ctx)
+	say("   so it took none of its names: demo:carol locked: %v", locked)
+	return errors.Join(err, both.Release(ctx))
+}
+
+// outcome describes a write: ok, or refused and why.
+func outcome(err error, ok string) string {
+	if err != nil {
+		return "refused: " + err.Error()
+	}
+	return ok
+}
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	code := tour(ctx, os.Stdout, Default())
-	stop()
-	os.Exit(code)
-}
-
-// tour connects (Connect: $REDIS_ADDR or the embedded miniredis), plays the
-// cases and prints the verdicts. It returns the exit status.
-func tour(ctx context.Context, out io.Writer, cfg Config) int {
-	c, cleanup, err := exredis.Connect(ctx)
-	if err != nil {
-		fmt.Fprintf(out, "demo: %v\n", err)
-		return 1
-	}
-	defer cleanup()
-	fmt.Fprintf(out, "redlease demo — against %s\n", exredis.Backend())
-	verdicts, err := run(ctx, c, out, cfg)
-	fmt.Fprintln(out, "\nverdicts:")
-	failed := err != nil
-	for _, v := range verdicts {
-		fmt.Fprintln(out, "  "+v.Line)
-		failed = failed || !v.OK
-	}
-	if err != nil {
-		fmt.Fprintf(out, "  demo stopped: %v — FAILED\n", err)
-	}
-	if failed {
-		return 1
-	}
-	return 0
-}
-
-// Config holds the configurations of the cases.
-type Config struct {
-	Counter  counterex.Config
-	Transfer transferex.Config
-	Expiry   expiryex.Config
-}
-
-// Default is the tour's configuration: a few seconds in all.
-func Default() Config {
-	return Config{
-		Counter:  counterex.Config{Workers: 4, Increments: 10, TTL: 2 * time.Second, StaleTTL: 300 * time.Millisecond},
-		Transfer: transferex.Default(),
-		Expiry:   expiryex.Config{TTL: 500 * time.Millisecond, Renew: 50 * time.Millisecond, Step: 50 * time.Millisecond, Steps: 20, DeleteAfter: 300 * time.Millisecond},
-	}
-}
-
-// Verdict is the one-line conclusion of a case.
-type Verdict struct {
-	Case string
-	Line string
-	OK   bool
-}
-
-func verdict(name, line string, err error) Verdict {
-	return Verdict{Case: name, Line: line, OK: err == nil}
-}
-
-// run plays every case and returns their verdicts. An error means a case
-// could not be played at all (Redis unreachable, ...).
-func run(ctx context.Context, c *redis.Client, out io.Writer, cfg Config) ([]Verdict, error) {
-	var vs []Verdict
-
-	fmt.Fprint(out, `
-1. A distributed counter. Workers on separate connections increment one
-   Redis value under the lock: GET, then SET. One of them reads the value,
-   then stalls (think of a long GC pause) well past its lock's TTL while the
-   others carry on, and finally writes what it had computed.
-
-`)
-	for _, m := range []counterex.Mode{counterex.Unguarded, counterex.Guarded, counterex.Fenced} {
-		o, err := counterex.RunMode(ctx, c, out, cfg.Counter, m)
-		if err != nil {
-			return vs, fmt.Errorf("counter, %s: %w", m, err)
+	addr := os.Getenv("REDIS_ADDR")
+	client, closeRedis, err := connect(addr)
+	if err == nil {
+		if addr == "" {
+			addr = "an in-process miniredis (set REDIS_ADDR=host:port for a real server)"
 		}
-		vs = append(vs, verdict(m.String(), o.Verdict(), o.Check()))
-		fmt.Fprintln(out)
+		fmt.Printf("redlease tour, against %s\n\n", addr)
+		err = run(context.Background(), client, os.Stdout)
+		closeRedis()
 	}
-	fmt.Fprint(out, `   Unguarded, the stale write wiped out the others' increments. With Guard
-   the write only lands if Redis still holds the writer's lock; with fencing
-   the store refuses a writer older than one it has seen. Either way the
-   stalled worker is told, and simply increments again under a new lock.
-
-2. Transfers between accounts. Each transfer locks both accounts at once
-   with a multilock, so A→B and B→A transfers never deadlock, and writes
-   both balances in one guarded transaction.
-
-`)
-	tr, err := transferex.Run(ctx, c, out, cfg.Transfer)
 	if err != nil {
-		return vs, fmt.Errorf("transfers: %w", err)
+		log.Fatal(err)
 	}
-	vs = append(vs, verdict("transfers", tr.Verdict(), tr.Check()))
+}
 
-	fmt.Fprint(out, `
-3. A task watching its lease. It selects on the lease's Lost channel and
-   stops the moment the lock is lost, instead of asking Redis before each
-   step. First someone deletes the lock key (the renewal notices); then a
-   lease without renewal simply runs out.
-
-`)
-	del, err := expiryex.RunDeleted(ctx, c, out, cfg.Expiry)
-	if err != nil {
-		return vs, fmt.Errorf("lost channel: %w", err)
+// connect returns a client of the Redis at addr or, if addr is empty, of an
+// in-process miniredis, and a function that closes them.
+func connect(addr string) (*redis.Client, func(), error) {
+	if addr != "" {
+		c := redis.NewClient(&redis.Options{Addr: addr})
+		if err := c.Ping(context.Background()).Err(); err != nil {
+			c.Close()
+			return nil, nil, err // fail now: Lock would retry until its ctx ends
+		}
+		return c, func() { c.Close() }, nil
 	}
-	vs = append(vs, verdict("lost, deleted", del.Verdict(), del.Check()))
-	exp, err := expiryex.RunExpired(ctx, c, out, cfg.Expiry)
+	mr, err := miniredis.Run() // on a free loopback port
 	if err != nil {
-		return vs, fmt.Errorf("lost channel: %w", err)
+		return nil, nil, err
 	}
-	vs = append(vs, verdict("lost, expired", exp.Verdict(), exp.Check()))
-	return vs, nil
+	mr.ClockTTL(true) // TTLs run in real time, as on a real server (by default only FastForward moves them)
+	c := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	return c, func() { c.Close(); mr.Close() }, nil
 }

@@ -2,31 +2,52 @@ package main
 
 import (
 	"context"
+	"strings"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
-	"github.com/redlease/redlease/examples/internal/extest"
-	"github.com/redlease/redlease/examples/status/statusex"
 	"github.com/redlease/redlease/internal/leaktest"
+	"github.com/redlease/redlease/internal/redistest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m, leaktest.Options()...) }
 
-func TestStatus(t *testing.T) {
-	extest.Each(t, func(t *testing.T, c *redis.Client) {
-		cfg := statusex.Config{TTL: 300 * time.Millisecond, Before: 60 * time.Millisecond, Hold: 200 * time.Millisecond, After: 60 * time.Millisecond, Every: 15 * time.Millisecond}
-		res, err := statusex.Run(context.Background(), c, extest.NewOutput(t), cfg)
-		if err != nil {
+// Locked follows the name, Owned the lease, whoever asks.
+func TestRun(t *testing.T) {
+	backends(t, func(t *testing.T, c *redis.Client) {
+		var out strings.Builder
+		if err := run(context.Background(), c, &out); err != nil {
 			t.Fatal(err)
 		}
-		if res.Wrong != 0 || res.Before == 0 || res.Holding < 3 || res.After == 0 {
-			t.Fatalf("result %+v", res)
-		}
-		if err := res.Check(); err != nil {
-			t.Fatal(err)
+		want := `nobody holds it:              locked=false
+I hold it, a monitor asks:    locked=true  owned=true
+I released, another holds it: locked=true  owned=false
+nobody holds it:              locked=false owned=false
+`
+		if out.String() != want {
+			t.Fatalf("got\n%s\nwant\n%s", out.String(), want)
 		}
 	})
+}
+
+// backends runs fn against a real redis-server and against the example's
+// embedded miniredis.
+func backends(t *testing.T, fn func(t *testing.T, c *redis.Client)) {
+	for _, name := range []string{"redis-server", "miniredis"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			addr := ""
+			if name == "redis-server" {
+				addr = redistest.Start(t).Addr
+			}
+			c, closeRedis, err := connect(addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(closeRedis)
+			fn(t, c)
+		})
+	}
 }

@@ -36,7 +36,7 @@ func TestTour(t *testing.T) {
 			`6. Lost`, `Err: lease: not held`,
 			`7. Guard`, `the holder (fence 3): written`, `the lost lease (fence 2): refused: `, `guard: lease: not held`,
 			`8. A multilock`, `holding [demo:alice demo:bob] (fences 4 and 5)`,
-			`TryLock of [demo:bob demo:carol]: mutex: "demo:bob" is locked`, `demo:carol locked: false`,
+			`TryLock of [demo:bob demo:carol]: multilock: trylock`, `mutex: "demo:bob" is locked`, `demo:carol locked: false`,
 		} {
 			if !strings.Contains(s, want) {
 				t.Fatalf("the tour does not say %q", want)

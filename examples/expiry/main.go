@@ -55,11 +55,13 @@ func run(ctx context.Context, client *redis.Client, out io.Writer) error {
 	var deleted time.Time
 	var delErr error
 	var wg sync.WaitGroup
-	wg.Go(func() {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
 		time.Sleep(450 * time.Millisecond)
 		deleted = time.Now()
 		delErr = client.Del(ctx, "redlease:{"+name+"}").Err() // someone breaks the lock
-	})
+	}()
 	n := task(l, steps)
 	stopped := time.Now()
 	wg.Wait()

@@ -50,7 +50,11 @@ func run(ctx context.Context, client *redis.Client, out io.Writer) error {
 		return err
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() { err = status(ctx, m, mine, "I hold it, a monitor asks:", logf) }) // any goroutine handed the lease
+	wg.Add(1)
+	go func() { // any goroutine handed the lease
+		defer wg.Done()
+		err = status(ctx, m, mine, "I hold it, a monitor asks:", logf)
+	}()
 	wg.Wait()
 	if err = errors.Join(err, mine.Release(ctx)); err != nil {
 		return err

@@ -52,7 +52,9 @@ func run(ctx context.Context, client *redis.Client, out io.Writer) error {
 	errs := make([]error, 6)
 	start := time.Now()
 	for w := range errs {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for range 20 {
 				i := rand.IntN(len(accounts))
 				j := (i + 1 + rand.IntN(len(accounts)-1)) % len(accounts)
@@ -67,7 +69,7 @@ func run(ctx context.Context, client *redis.Client, out io.Writer) error {
 					refused.Add(1)
 				}
 			}
-		})
+		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {

@@ -60,14 +60,16 @@ func TestOppositeTransfers(t *testing.T) {
 			if w%2 == 1 {
 				src, dst = dst, src
 			}
-			wg.Go(func() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
 				for range 25 {
 					if _, err := transfer(ctx, c, src, dst, 10); err != nil {
 						errs[w] = err
 						return
 					}
 				}
-			})
+			}()
 		}
 		wg.Wait()
 		for _, err := range errs {

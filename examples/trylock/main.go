@@ -44,7 +44,11 @@ func run(ctx context.Context, client *redis.Client, out io.Writer) error {
 	tried.Add(workers)
 	errs := make([]error, workers)
 	for i := range workers {
-		done.Go(func() { errs[i] = work(ctx, m, i+1, &tried, logf) })
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			errs[i] = work(ctx, m, i+1, &tried, logf)
+		}()
 	}
 	done.Wait()
 	return errors.Join(errs...)

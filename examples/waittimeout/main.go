@@ -49,7 +49,9 @@ func run(ctx context.Context, client *redis.Client, out io.Writer) error {
 	var wg sync.WaitGroup
 	errs := make([]error, 5)
 	for i := range errs {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			v, err := increment(ctx, client, m, 5*time.Second)
 			switch {
 			case errors.Is(err, context.DeadlineExceeded):
@@ -59,7 +61,7 @@ func run(ctx context.Context, client *redis.Client, out io.Writer) error {
 			default:
 				logf("worker %d: counter %d -> %d", i+1, v-1, v)
 			}
-		})
+		}()
 	}
 	wg.Wait()
 	n, err := client.Get(ctx, counterKey).Int()

@@ -53,10 +53,12 @@ func run(ctx context.Context, client *redis.Client, out io.Writer) error {
 	}
 	var delErr error
 	var wg sync.WaitGroup
-	wg.Go(func() {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
 		time.Sleep(300 * time.Millisecond)
 		delErr = client.Del(ctx, "redlease:{"+name+"}").Err() // someone breaks the lock
-	})
+	}()
 	err = job(ctx, client, l, 1000)
 	wg.Wait()
 	units, _ = client.Get(ctx, unitsKey).Int()

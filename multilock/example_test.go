@@ -114,7 +114,7 @@ func ExampleMultiLock_TryLock() {
 	fmt.Println("after bob's release:", err)
 	l.Release(ctx)
 	// Output:
-	// true - mutex: "acct:bob" is locked by another owner (expires in 10s)
+	// true - multilock: trylock ["acct:alice" "acct:bob"]: mutex: "acct:bob" is locked by another owner (expires in 10s)
 	// acct:alice taken: false
 	// after bob's release: <nil>
 }

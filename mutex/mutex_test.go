@@ -421,3 +421,42 @@ func TestNoKeyOutlivesItsName(t *testing.T) {
 		t.Fatalf("keys after every release: %v, want only the fence counter", all)
 	}
 }
+
+// TestOneMutexTwoHolders: two acquisitions through one Mutex are two owners:
+// each attempt has its own token, so the second finds the key held (it is
+// not mistaken for a retry of the first), and releasing one never releases
+// the other.
+func TestOneMutexTwoHolders(t *testing.T) {
+	_, c := startRedis(t)
+	ctx := context.Background()
+	m := newMutex(t, c, uniqueName(t))
+	l1, err := m.TryLock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.TryLock(ctx); !errors.Is(err, mutex.ErrLocked) {
+		t.Fatalf("second TryLock through the same Mutex: %v, want ErrLocked", err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		l2, err := m.Lock(ctx)
+		if err == nil {
+			if l2.Fence() <= l1.Fence() || l2.Token() == l1.Token() {
+				err = fmt.Errorf("second holder: fence %d token %s, first: fence %d token %s", l2.Fence(), l2.Token(), l1.Fence(), l1.Token())
+			}
+			_ = l2.Release(ctx)
+		}
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Fatalf("Lock through the same Mutex returned while the first holds: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := l1.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+}

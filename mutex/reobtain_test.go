@@ -89,7 +89,11 @@ func TestReviewCustomTokenLateRefreshShortensReobtainedHold(t *testing.T) {
 	if err := l1.Refresh(ctx, 200*time.Millisecond); err == nil {
 		t.Fatal("harness: refresh with a lost reply returned nil")
 	}
-	<-l1.Lost() // lowered deadline passes; the key still has ~10s
+	select { // the lowered deadline passes; the key still has ~10s
+	case <-l1.Lost():
+	case <-time.After(5 * time.Second):
+		t.Fatalf("a Refresh to 200ms in doubt left the lease valid until %v", l1.ValidUntil())
+	}
 	l2, err := m.Lock(ctx)
 	if err != nil {
 		t.Fatalf("re-lock with the same token: %v", err)

@@ -24,14 +24,19 @@ const ReleaseTimeout = 2 * time.Second
 //
 // Release does not depend on ctx's cancellation: a deferred Release with a
 // ctx that has ended (a request's ctx, an errgroup's) still deletes the key.
-// It is bounded by its own timeout, ReleaseTimeout, and keeps ctx's values.
-// A nil ctx is taken as context.Background().
+// Such a ctx is replaced by one bounded by ReleaseTimeout that keeps its
+// values; a ctx that cannot be canceled (context.Background()) is used as
+// is, bounded by the client's own timeouts. A nil ctx is taken as
+// context.Background().
 func (l *Lease) Release(ctx context.Context) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ReleaseTimeout)
-	defer cancel()
+	if ctx.Done() != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), ReleaseTimeout)
+		defer cancel()
+	}
 	l.mu.Lock()
 	prev := l.err
 	l.loseLocked(ErrReleased)

@@ -1,8 +1,6 @@
 package core
 
 import (
-	"strconv"
-
 	"github.com/redlease/redlease/internal/keys"
 )
 
@@ -48,9 +46,4 @@ func (g Group) ReleaseArgs(token any, fences []int64) []any {
 		}
 	}
 	return append(out, g.wakeArgs...)
-}
-
-// WakePayload is what a release publishes for the hold fence:token.
-func WakePayload(fence int64, token string) string {
-	return strconv.FormatInt(fence, 10) + ":" + token
 }

@@ -38,7 +38,7 @@ func releasePlain(ctx context.Context, c redis.UniversalClient, groups []Group, 
 		if fences != nil {
 			gf = fences[offset : offset+len(g.Keys)]
 			for i, k := range g.Keys {
-				wake.Expect(c, k.Wake, WakePayload(gf[i], token))
+				wake.Expect(c, k.Wake, gf[i], token)
 			}
 		}
 		offset += len(g.Keys)
@@ -75,7 +75,7 @@ func releasePlain(ctx context.Context, c redis.UniversalClient, groups []Group, 
 // woken.
 func handoff(ctx context.Context, c redis.UniversalClient, g Group, token string, fence int64, w *wake.Waiter, next *wake.Offer) (*keys.Key, error) {
 	k := g.Keys[0]
-	wake.Expect(c, k.Wake, WakePayload(fence, token))
+	wake.Expect(c, k.Wake, fence, token)
 	hand := NewToken()
 	sentAt := time.Now()
 	reply, err := scripts.Handoff.Run(ctx, c, g.acquireKeys(), token, fence, hand, next.TTL.Milliseconds(), k.Wake).Result()

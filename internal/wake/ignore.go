@@ -1,6 +1,7 @@
 package wake
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,11 +23,12 @@ type ignoreEntry struct {
 
 const ignoreTTL = 10 * time.Second
 
-// Expect is called before a local release of channel's lock is sent, with
-// the payload it will publish: the message will be ignored here, because
-// Released wakes the local head directly. Recording it before the release
-// goes out means the message cannot overtake the record.
-func Expect(client redis.UniversalClient, channel, payload string) {
+// Expect is called before a local release of the hold fence:token of
+// channel's lock is sent: the message it publishes ("<fence>:<token>") will
+// be ignored here, because Released wakes the local head directly. Recording
+// it before the release goes out means the message cannot overtake the
+// record.
+func Expect(client redis.UniversalClient, channel string, fence int64, token string) {
 	h := lookup(client)
 	if h == nil {
 		return
@@ -52,7 +54,7 @@ func Expect(client redis.UniversalClient, channel, payload string) {
 		}
 		h.ignore.order = h.ignore.order[1:]
 	}
-	key := channel + "\x00" + payload
+	key := channel + "\x00" + strconv.FormatInt(fence, 10) + ":" + token
 	h.ignore.at[key] = now
 	h.ignore.order = append(h.ignore.order, ignoreEntry{key, now})
 }

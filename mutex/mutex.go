@@ -70,8 +70,9 @@ func (m *Mutex) Name() string { return m.name }
 
 // Lock waits until the lock is acquired or ctx is done; ctx bounds the wait
 // only, not the lease. On success the lease holds the key until Release (or
-// loss). When ctx ends first — also when it is already done on entry — the
-// error satisfies errors.Is(err, ctx.Err()), also wraps the last reason for
+// loss). When ctx ends first, the error satisfies errors.Is(err,
+// ctx.Err()); a ctx already done on entry returns at once without contacting
+// Redis. The error also wraps the last reason for
 // failing (ErrLocked or a Redis error, which are retried with backoff
 // meanwhile), and nothing stays held in Redis (a custom-token attempt whose
 // reply was lost excepted: see WithToken).
@@ -89,6 +90,8 @@ func (m *Mutex) Lock(ctx context.Context) (*lease.Lease, error) {
 // TryLock makes one attempt. If another owner holds the lock the error is a
 // *LockedError (errors.Is(err, ErrLocked)); on a Redis error nothing stays
 // held (a custom-token attempt whose reply was lost excepted: see WithToken).
+// A ctx already done returns an error wrapping ctx.Err() without contacting
+// Redis.
 func (m *Mutex) TryLock(ctx context.Context) (*lease.Lease, error) {
 	if ctx == nil {
 		return nil, fmt.Errorf("mutex: trylock %q: %w: context is nil", m.name, ErrInvalid)

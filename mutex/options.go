@@ -48,10 +48,17 @@ func WithRenewInterval(d time.Duration) Option {
 }
 
 // WithToken sets the value stored in the lock key (redis-py's custom token),
-// for every acquisition through this Mutex. It must not be empty. Two holders
-// with the same token are indistinguishable to Redis: use it for a token you
-// must find again (another process resuming a lease), not for sharing. The
-// default is a fresh 128-bit random token from crypto/rand per acquisition.
+// for every acquisition through this Mutex. It must not be empty. A custom
+// token names an owner, not one request: acquiring a key that already holds
+// it re-obtains the hold (another process resuming, redis-py
+// acquire(token=...)) — with a fresh, larger fence, and a TTL raised but
+// never shortened — and the earlier lease with that token then ends with
+// ErrNotHeld at its next renewal. Because an attempt cannot tell its own
+// hold from the owner's others, a custom-token attempt whose reply was lost
+// never deletes a key: what it may have taken expires with its TTL or is
+// re-obtained by the owner. Handoffs between waiters of one process are not
+// used with a custom token. The default is a fresh 128-bit random token from
+// crypto/rand per acquisition attempt.
 func WithToken(token string) Option {
 	return optionFunc(func(c *core.Config) { c.Token, c.TokenSet = token, true })
 }

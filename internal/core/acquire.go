@@ -25,8 +25,12 @@ const cleanupTimeout = 500 * time.Millisecond
 // attempt's token, which no other request ever used (with a custom token it
 // is left to expire: it cannot be told from the owner's other holds). So
 // nothing another request created is touched (see protocol.go). On success
-// the keys hold the grant's token and fences.
+// the keys hold the grant's token and fences. A ctx already done sends
+// nothing and returns ctx.Err().
 func (s *Spec) Try(ctx context.Context) (Grant, error) {
+	if err := ctx.Err(); err != nil {
+		return Grant{}, err // nothing sent, nothing to clean up
+	}
 	token, custom := s.Token, "1"
 	if token == "" {
 		token, custom = NewToken(), "0"

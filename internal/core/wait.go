@@ -25,6 +25,9 @@ import (
 // last reason the lock was not obtained (ErrLocked or a Redis error); no key
 // stays held. A backoff that returns backoff.Stop ends the wait the same way.
 func Obtain(ctx context.Context, s *Spec) (Grant, error) {
+	if err := ctx.Err(); err != nil {
+		return Grant{}, s.waitErr(err, nil) // done on entry: nothing sent
+	}
 	first := s.Groups[0].Keys[0]
 	var last error
 	if !wake.Queued(s.Client, first.Wake) {

@@ -94,9 +94,20 @@ func (s *Semaphore) checkN(ctx context.Context, op string, n int64) error {
 // is a *NoPermitsError (errors.Is(err, ErrNoPermits)) with the free count; on
 // a Redis error nothing stays held (an attempt whose reply was lost is
 // released by its token, or expires with its TTL if Redis stays unreachable).
+// Like golang.org/x/sync/semaphore, it does not overtake waiters of this
+// process: while an Acquire of the name waits here, TryAcquire fails with a
+// *NoPermitsError without trying (its Free, read from Redis, may then be n or
+// more), so a large waiting request is not starved by small tries.
 func (s *Semaphore) TryAcquire(ctx context.Context, n int64) (*lease.Lease, error) {
 	if err := s.checkN(ctx, "tryacquire", n); err != nil {
 		return nil, err
+	}
+	if wake.Queued(s.spec.Client, s.hold.wake) {
+		free, err := s.Available(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("semaphore: tryacquire %q: %w", s.name, err)
+		}
+		return nil, &NoPermitsError{Name: s.name, Free: free, retryIn: -1}
 	}
 	g, err := s.try(ctx, n)
 	var ne *NoPermitsError

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +15,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redlease/redlease/internal/redistest"
+	"github.com/redlease/redlease/internal/scripts"
+	"github.com/redlease/redlease/internal/wake"
 	"github.com/redlease/redlease/lease"
 	"github.com/redlease/redlease/mutex"
 	"github.com/redlease/redlease/semaphore"
@@ -390,4 +394,116 @@ func (twiceHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		}
 		return next(ctx, cmd)
 	}
+}
+
+// TestLostReplyCleanup loses the reply of an acquisition that ran: the
+// attempt releases its hold by its token, so no units stay held.
+func TestLostReplyCleanup(t *testing.T) {
+	s, _ := startRedis(t)
+	c := s.Client(t)
+	h := &loseOnce{}
+	c.AddHook(h)
+	ctx := context.Background()
+	sem := newSem(t, c, uniqueName(t), 2)
+	if err := scripts.SemAcquire.Load(ctx, c).Err(); err != nil { // no NOSCRIPT to hit
+		t.Fatal(err)
+	}
+	h.arm()
+	if _, err := sem.TryAcquire(ctx, 2); err == nil || errors.Is(err, semaphore.ErrNoPermits) {
+		t.Fatalf("got %v, want the lost reply's error", err)
+	}
+	if free, err := sem.Available(ctx); err != nil || free != 2 {
+		t.Fatalf("free %d (%v) after a lost reply, want 2", free, err)
+	}
+	onlyFence(t, c)
+}
+
+// loseOnce runs the next script call and then reports a read timeout.
+type loseOnce struct{ armed atomic.Bool }
+
+func (h *loseOnce) arm() { h.armed.Store(true) }
+
+func (h *loseOnce) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *loseOnce) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *loseOnce) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		n := cmd.Name()
+		if (n == "evalsha" || n == "eval") && h.armed.CompareAndSwap(true, false) {
+			_ = next(ctx, cmd)
+			err := &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+			cmd.SetErr(err)
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func TestFencesIncrease(t *testing.T) {
+	_, c := startRedis(t)
+	ctx := context.Background()
+	name := uniqueName(t)
+	sem := newSem(t, c, name, 3)
+	m, err := mutex.New(c, name) // another name's holds draw from the same counter
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prev int64
+	for i := 0; i < 10; i++ {
+		l, err := sem.TryAcquire(ctx, 1+int64(i%3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Fence() <= prev {
+			t.Fatalf("fence %d after %d", l.Fence(), prev)
+		}
+		prev = l.Fence()
+		_ = l.Release(ctx)
+		ml, err := m.TryLock(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = ml.Release(ctx)
+	}
+	onlyFence(t, c)
+}
+
+// TestTryAcquireDefersToWaiters: a queued large request is not overtaken by
+// a later small TryAcquire of the same process.
+func TestTryAcquireDefersToWaiters(t *testing.T) {
+	_, c := startRedis(t)
+	ctx := context.Background()
+	sem := newSem(t, c, uniqueName(t), 3)
+	small, err := sem.TryAcquire(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	got := make(chan error, 1)
+	var big *lease.Lease
+	go func() {
+		var err error
+		big, err = sem.Acquire(actx, 3)
+		got <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for wake.QueueLen(c, "redlease:{"+sem.Name()+"}:wake") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the waiter never queued")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	_, err = sem.TryAcquire(ctx, 1)
+	var np *semaphore.NoPermitsError
+	if !errors.As(err, &np) || np.Free != 2 {
+		t.Fatalf("got %v, want a *NoPermitsError with Free 2 (deferring to the waiter)", err)
+	}
+	_ = small.Release(ctx)
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	_ = big.Release(ctx)
+	onlyFence(t, c)
 }

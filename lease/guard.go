@@ -36,13 +36,18 @@ const guardRetries = 8
 // be called more than once (a renewal touching the watched key aborts an
 // attempt, which is then retried). On Redis Cluster, the keys fn writes must
 // share the lock's hash slot: name them with the lock name as hash tag, e.g.
-// "{name}:data". Guard needs all lock keys in one slot.
+// "{name}:data". Guard needs all lock keys in one slot. A semaphore's lease
+// holds units shared with others, so Guard refuses it with an error wrapping
+// ErrInvalid: it needs an exclusive lock.
 func (l *Lease) Guard(ctx context.Context, fn func(pipe redis.Pipeliner) error) error {
 	if err := checkCtx(ctx, "guard"); err != nil {
 		return err
 	}
 	if fn == nil {
 		return fmt.Errorf("%w: guard: fn is nil", ErrInvalid)
+	}
+	if l.spec.Hold != nil {
+		return fmt.Errorf("%w: guard on %s: Guard needs an exclusive lock, and a %s hold is shared", ErrInvalid, l.label(), l.spec.Op)
 	}
 	if len(l.spec.Groups) != 1 {
 		return fmt.Errorf("%w: guard on %s: the lock keys span %d hash slots; Guard needs one", ErrInvalid, l.label(), len(l.spec.Groups))

@@ -12,6 +12,17 @@ import (
 
 // inspect returns the smallest PTTL of the keys if all hold the token.
 func (l *Lease) inspect(ctx context.Context) (time.Duration, error) {
+	if h := l.spec.Hold; h != nil {
+		held, pttl, err := h.Inspect(ctx, l.token, l.fences[0])
+		if err != nil {
+			return 0, err
+		}
+		if !held {
+			l.lose(ErrNotHeld)
+			return 0, fmt.Errorf("lease %s: %w", l.label(), ErrNotHeld)
+		}
+		return pttl, nil
+	}
 	min := time.Duration(-1)
 	offset := 0
 	for _, g := range l.spec.Groups {

@@ -1,7 +1,8 @@
 // Package lease is a held Redis lock: its fencing token, its validity, the
 // renewer that keeps it alive and the channel that says when it ends.
 //
-// A Lease is obtained from mutex.Mutex or multilock.MultiLock. It mirrors
+// A Lease is obtained from mutex.Mutex, multilock.MultiLock or
+// semaphore.Semaphore. It mirrors
 // context.Context: Lost returns a channel that is closed the moment the lock
 // may no longer be yours, and Err then says why (ErrReleased, ErrExpired or
 // ErrNotHeld). Lost closes before another client could acquire the key:
@@ -64,7 +65,7 @@ type Lease struct {
 }
 
 // New returns the lease of a successful acquisition. It is for this
-// module's mutex and multilock packages: a core.Grant cannot be made
+// module's mutex, multilock and semaphore packages: a core.Grant cannot be made
 // elsewhere. The lease's validity deadline and renewal timer start at once.
 func New(g core.Grant) *Lease {
 	l := &Lease{spec: g.Spec, token: g.Token, tokenArg: g.Token, fences: g.Fences, done: make(chan struct{})}
@@ -94,7 +95,8 @@ func (l *Lease) Names() []string { return l.spec.Names() }
 
 // Token returns the token of this hold: the mutex's custom token, or 128
 // random bits, hex-encoded, made for the request that created the hold. The
-// lock key stores it as "<fence>:<gen>:<token>".
+// lock key stores it as "<fence>:<gen>:<token>" (a semaphore's hash uses it
+// as the hold's field name).
 func (l *Lease) Token() string { return l.token }
 
 // Fence returns the fencing token of this acquisition: strictly larger than

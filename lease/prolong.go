@@ -38,6 +38,17 @@ func (l *Lease) prolongAll(ctx context.Context, op prolongOp) error {
 	if op.shorten {
 		l.lower(sentAt, time.Duration(op.ms)*time.Millisecond)
 	}
+	if h := l.spec.Hold; h != nil {
+		held, pttl, err := h.Prolong(ctx, l.token, l.fences[0], l.gen, op.name, op.ms)
+		if err != nil {
+			return fmt.Errorf("lease %s: %s: %w", l.label(), op.name, err)
+		}
+		if !held {
+			l.lose(ErrNotHeld)
+			return fmt.Errorf("lease %s: %w", l.label(), ErrNotHeld)
+		}
+		return l.prolonged(sentAt, pttl)
+	}
 	min := time.Duration(-1)
 	offset := 0
 	for _, g := range l.spec.Groups {
@@ -63,6 +74,11 @@ func (l *Lease) prolongAll(ctx context.Context, op prolongOp) error {
 		}
 		offset += len(g.Keys)
 	}
+	return l.prolonged(sentAt, min)
+}
+
+// prolonged records a successful prolong reply (see prolong).
+func (l *Lease) prolonged(sentAt time.Time, min time.Duration) error {
 	l.prolong(sentAt, min)
 	if err := l.Err(); err != nil {
 		return fmt.Errorf("lease %s: reply after the deadline: %w", l.label(), err)

@@ -48,6 +48,16 @@ func (l *Lease) Release(ctx context.Context) error {
 	if prev != nil {
 		return fmt.Errorf("lease %s: release: %w", l.label(), prev)
 	}
+	if h := l.spec.Hold; h != nil {
+		held, err := h.Release(ctx, l.token, l.fences[0])
+		if err != nil {
+			return fmt.Errorf("lease %s: release: %w", l.label(), err)
+		}
+		if !held {
+			return fmt.Errorf("lease %s: release: %w", l.label(), ErrNotHeld)
+		}
+		return nil
+	}
 	missing, err := core.ReleaseGroups(ctx, l.spec.Client, l.spec.Groups, l.token, l.fences)
 	if err != nil {
 		return fmt.Errorf("lease %s: release: %w", l.label(), err)

@@ -18,6 +18,7 @@ type Spec struct {
 	Errors Errors // builds the owning package's public errors
 	Client redis.UniversalClient
 	Groups []Group
+	Hold   Hold // nil for lock keys; set for a hold of another shape (see Hold)
 }
 
 // NewSpec resolves a lock: c for groups through client, on behalf of op.

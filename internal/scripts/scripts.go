@@ -24,6 +24,16 @@ var (
 	inspectSrc string
 	//go:embed handoff.lua
 	handoffSrc string
+	//go:embed sem_acquire.lua
+	semAcquireSrc string
+	//go:embed sem_release.lua
+	semReleaseSrc string
+	//go:embed sem_prolong.lua
+	semProlongSrc string
+	//go:embed sem_inspect.lua
+	semInspectSrc string
+	//go:embed sem_available.lua
+	semAvailableSrc string
 )
 
 // The scripts; see each .lua file's header for KEYS, ARGV and the reply.
@@ -33,4 +43,11 @@ var (
 	Prolong = redis.NewScript(prolongSrc)
 	Inspect = redis.NewScript(inspectSrc)
 	Handoff = redis.NewScript(handoffSrc)
+
+	// A semaphore's scripts: one hash per name, one field per hold.
+	SemAcquire   = redis.NewScript(semAcquireSrc)
+	SemRelease   = redis.NewScript(semReleaseSrc)
+	SemProlong   = redis.NewScript(semProlongSrc)
+	SemInspect   = redis.NewScript(semInspectSrc)
+	SemAvailable = redis.NewScript(semAvailableSrc)
 )

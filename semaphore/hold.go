@@ -1,0 +1,69 @@
+package semaphore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redlease/redlease/internal/core"
+	"github.com/redlease/redlease/internal/scripts"
+	"github.com/redlease/redlease/internal/wake"
+)
+
+// hold is how a lease keeps one field of the semaphore's hash (core.Hold).
+type hold struct {
+	client redis.UniversalClient
+	key    string   // the hash
+	keys   []string // {key}, the KEYS of every script but acquire
+	wake   string   // the wake-up channel
+}
+
+var _ core.Hold = (*hold)(nil)
+
+func (h *hold) Prolong(ctx context.Context, token string, fence, gen int64, mode string, ms int64) (bool, time.Duration, error) {
+	reply, err := scripts.SemProlong.Run(ctx, h.client, h.keys, token, ms, gen, mode, fence).Result()
+	return parseHeld(reply, err)
+}
+
+func (h *hold) Inspect(ctx context.Context, token string, fence int64) (bool, time.Duration, error) {
+	reply, err := scripts.SemInspect.Run(ctx, h.client, h.keys, token, fence).Result()
+	return parseHeld(reply, err)
+}
+
+// Release deletes the field and wakes the local head at once (whatever the
+// reply: the release may have run), ignoring its own pub/sub message.
+func (h *hold) Release(ctx context.Context, token string, fence int64) (bool, error) {
+	wake.Expect(h.client, h.wake, fence, token)
+	n, err := h.release(ctx, token, fence)
+	wake.Released(h.client, h.wake)
+	return n == 1, err
+}
+
+// release runs the release script; fence 0 matches any fence.
+func (h *hold) release(ctx context.Context, token string, fence int64) (int64, error) {
+	var f any = fence
+	if fence == 0 {
+		f = ""
+	}
+	return scripts.SemRelease.Run(ctx, h.client, h.keys, token, f, h.wake).Int64()
+}
+
+// parseHeld decodes {1, ms} or {0, _}.
+func parseHeld(reply any, err error) (bool, time.Duration, error) {
+	if err != nil {
+		return false, 0, err
+	}
+	ok, ms, err := core.ParsePair(reply)
+	if err != nil {
+		return false, 0, err
+	}
+	if ok != 1 {
+		return false, 0, nil
+	}
+	if ms < 0 {
+		return false, 0, fmt.Errorf("%w: remaining time %d", core.ErrReply, ms)
+	}
+	return true, time.Duration(ms) * time.Millisecond, nil
+}

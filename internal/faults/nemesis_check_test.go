@@ -27,6 +27,9 @@ const beliefMargin = 20 * time.Millisecond
 func (n *nemesis) checkBeliefs(stop <-chan struct{}) {
 	for pause(stop, 2*time.Millisecond) {
 		for _, lv := range n.reg.snapshot() {
+			if lv.units > 0 {
+				continue // checkUnits checks semaphore leases
+			}
 			n.checkBelief(lv)
 		}
 	}

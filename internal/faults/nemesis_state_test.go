@@ -74,6 +74,7 @@ type live struct {
 	w     *worker
 	names []string
 	log   *opLog // what the worker did with the lease
+	units int64  // units of a semaphore lease (checkUnits); 0 for a lock
 }
 
 type orphanKey struct{ name, token string }

@@ -32,9 +32,12 @@ const (
 	chkLeak     = "leak"     // a key held by no live lease outlived every TTL
 	chkLeftover = "leftover" // lock keys left after everything was released
 	chkGuard    = "guard"    // Guard's acknowledged writes and the counters disagree
+	// semaphore
+	chkSemBelief = "sem-belief" // a semaphore lease believed valid while its field was not in Redis
+	chkUnits     = "units"      // believed-held units exceeded the semaphore's limit
 )
 
-var checkers = []string{chkBelief, chkOverlap, chkFence, chkLeak, chkLeftover, chkGuard}
+var checkers = []string{chkBelief, chkOverlap, chkFence, chkLeak, chkLeftover, chkGuard, chkSemBelief, chkUnits}
 
 // nemesisConfig reads NEMESIS_SECONDS (default 20, 8 with -short) and
 // NEMESIS_SEED (default random). NEMESIS_FAULTS=off, read by the test, runs
@@ -69,7 +72,9 @@ func nemesisConfig(t *testing.T) (time.Duration, uint64) {
 // intervals of a name never overlap and successive holders' fences grow;
 // (c) no key outlives every TTL held by a token no live lease holds, and none
 // is left at the end; (d) Guard's acknowledged increments match the counters;
-// (e) no panic or goroutine leak (TestMain). The seed replays the schedule of
+// (e) no panic or goroutine leak (TestMain); (f) semaphore workers' leases
+// that believe they are valid have their fields in Redis, and their units
+// never add up to more than the limit; no semaphore key is left at the end. The seed replays the schedule of
 // operations and faults (not the timing): `make nemesis SEED=… SECONDS=…`.
 func TestFaultNemesis(t *testing.T) {
 	dur, seed := nemesisConfig(t)
@@ -91,10 +96,14 @@ func TestFaultNemesis(t *testing.T) {
 	n.stalls = startStallMonitor(5 * time.Millisecond)
 	var checkWG, faultWG, asyncWG, workWG sync.WaitGroup
 	stopCheck, stopFaults, stopWork := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	checkWG.Add(1)
+	checkWG.Add(2)
 	go func() {
 		defer checkWG.Done()
 		n.checkBeliefs(stopCheck)
+	}()
+	go func() {
+		defer checkWG.Done()
+		n.checkUnits(stopCheck)
 	}()
 	if os.Getenv("NEMESIS_FAULTS") != "off" {
 		faultWG.Add(1)
@@ -134,6 +143,7 @@ func TestFaultNemesis(t *testing.T) {
 	n.stalls.Stop()
 
 	left := n.checkLeftover(maxKeyLife + 2*time.Second)
+	left += n.checkSemLeftover(maxKeyLife + 2*time.Second)
 	n.checkGuard()
 	ivs, stallExplained := n.checkHistory()
 
@@ -143,8 +153,8 @@ func TestFaultNemesis(t *testing.T) {
 	}
 	orphans, leaked := n.reg.leaks()
 	maxStall, nStalls := n.stalls.Max()
-	result(t, "seed %d, %v, %d workers: %d ops {%s}; faults {%s}, %d replies lost; %d belief checks, %d intervals (%d overlaps during process stalls: %d stalls ≥5ms, longest %v), %d orphan observations, %d leaked keys, %d keys left; violations: %s",
-		seed, dur, len(workers), n.steps.Load(), &n.ops, &n.faults, p.LostReplies(), n.beliefChecks.Load(), ivs, stallExplained,
+	result(t, "seed %d, %v, %d workers: %d ops {%s}; faults {%s}, %d replies lost; %d belief checks, %d semaphore checks, %d intervals (%d overlaps during process stalls: %d stalls ≥5ms, longest %v), %d orphan observations, %d leaked keys, %d keys left; violations: %s",
+		seed, dur, len(workers), n.steps.Load(), &n.ops, &n.faults, p.LostReplies(), n.beliefChecks.Load(), n.semChecks.Load(), ivs, stallExplained,
 		nStalls, maxStall.Round(time.Millisecond), orphans, leaked, left, strings.Join(viol, " "))
 }
 
@@ -165,6 +175,7 @@ type nemesis struct {
 
 	steps        atomic.Int64 // worker steps: one operation each
 	beliefChecks atomic.Int64
+	semChecks    atomic.Int64 // leases checkUnits found believing
 
 	mu          sync.Mutex
 	violations  map[string]int // per checker
@@ -248,7 +259,27 @@ func (n *nemesis) workers(t *testing.T, addr string) []*worker {
 	for range handoffGroup {
 		add(c, m, false)
 	}
+	for i := range semWorkers {
+		if i%2 == 0 {
+			opt := clientOptions(semClients[i/2%len(semClients)])
+			opt.Addr, opt.DialTimeout = addr, 500*time.Millisecond
+			c = redis.NewClient(&opt)
+			t.Cleanup(func() { _ = c.Close() })
+		}
+		add(c, nil, false)
+		out[len(out)-1].sem = true
+	}
 	return out
+}
+
+// clientOptions returns the options of the nemesisClients entry name.
+func clientOptions(name string) redis.Options {
+	for _, cc := range nemesisClients {
+		if cc.name == name {
+			return cc.opt
+		}
+	}
+	panic("no nemesis client " + name)
 }
 
 // counts is a set of named counters, safe for concurrent use.

@@ -42,6 +42,7 @@ type worker struct {
 	r      *rand.Rand
 	token  string       // custom token (mutex.WithToken), or "" for random ones
 	shared *mutex.Mutex // the handoff group's Mutex: every acquisition goes through it
+	sem    bool         // a semaphore worker (acquireSem)
 	cur    *holding
 
 	recent  *opLog    // the worker's last operations, for violation reports
@@ -182,6 +183,9 @@ func (w *worker) acquire(s step) {
 	kind := "lock"
 	auto := s.auto
 	switch {
+	case w.sem:
+		w.acquireSem(s)
+		return
 	case w.shared != nil:
 		lk, names, auto = w.shared, []string{w.shared.Name()}, true
 		s.ttl = sharedTTL
@@ -246,6 +250,9 @@ func (w *worker) act(s step) {
 	op := s.op
 	if op >= 30 && op < 40 && time.Until(h.l.ValidUntil()) >= time.Second {
 		op = 0 // Extend only a lease with under 1s left, so keys stay within maxKeyLife
+	}
+	if op < 30 && w.sem {
+		op = 60 // Guard refuses a semaphore lease: hold instead
 	}
 	switch {
 	case op < 30:

@@ -125,7 +125,7 @@ func TestTrend(t *testing.T) {
 			continue
 		}
 		for i := range 10 {
-			r, err := contended(e, c, "trend", 8, hold, 2*time.Second)
+			r, err := contended(e, c, "trend", 8, 1, hold, 2*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -44,7 +44,7 @@ func main() {
 		cfg       config
 		quick     = flag.Bool("quick", false, "short cells and one repetition (about 1 minute)")
 		only      = flag.String("only", "", "comma-separated contenders (default all): "+contenderIDs())
-		scenarios = flag.String("scenarios", "1,2,3,4,5,6", "comma-separated scenarios to run")
+		scenarios = flag.String("scenarios", "1,2,3,4,5,6,7", "comma-separated scenarios to run (7: redlease's semaphore next to its mutex)")
 	)
 	flag.IntVar(&cfg.reps, "reps", 5, "repetitions per cell (interleaved)")
 	flag.DurationVar(&cfg.dur, "dur", 600*time.Millisecond, "duration of each throughput cell (scenarios 1, 2; half of it for 6)")
@@ -226,7 +226,7 @@ func run(srv *server, cfg config, quick bool) error {
 				for _, c := range cs {
 					progress("scenario 3 rep %d hold %v: %s", rep+1, hold, c.ID)
 					runtime.GC()
-					r, err := contended(e, c, fmt.Sprintf("s3:%s:%v:%d", c.ID, hold, rep), workers, hold, cfg.contDur)
+					r, err := contended(e, c, fmt.Sprintf("s3:%s:%v:%d", c.ID, hold, rep), workers, 1, hold, cfg.contDur)
 					if err != nil {
 						fail(k+"rate", c.ID, err)
 						continue
@@ -352,6 +352,10 @@ func run(srv *server, cfg config, quick bool) error {
 				}
 			}
 		}
+	}
+
+	if sc("7") {
+		runSemaphore(e, res, cfg, fail)
 	}
 
 	ids := make([]string, len(cs))

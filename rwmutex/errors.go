@@ -24,7 +24,7 @@ var (
 // matches it.
 type LockedError struct {
 	Name string        // the lock's name
-	PTTL time.Duration // until the earliest conflicting field expires; negative if unknown
+	PTTL time.Duration // until the earliest hold or claim of the name expires; negative if none
 }
 
 func (e *LockedError) Error() string {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
+	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -574,6 +576,28 @@ func TestGuard(t *testing.T) {
 	if v, _ := c.Get(ctx, data).Result(); v != "1" {
 		t.Fatalf("guarded write: %q, want 1", v)
 	}
+	// The write field expired on the server's clock but is not yet purged:
+	// Guard writes nothing.
+	field := "w:" + w.Token()
+	now, err := c.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := fmt.Sprintf("%d:0:%d", w.Fence(), now.UnixMilli()-1000)
+	if err := c.HSet(ctx, rwKey(m.Name()), field, stale).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Guard(ctx, func(p redis.Pipeliner) error { return p.Set(ctx, data, "2", 0).Err() }); !errors.Is(err, lease.ErrNotHeld) {
+		t.Fatalf("Guard on an expired write field: %v, want ErrNotHeld", err)
+	}
+	if v, _ := c.Get(ctx, data).Result(); v != "1" {
+		t.Fatalf("data %q after a refused Guard, want 1", v)
+	}
+	<-w.Lost()
+	_ = w.Release(ctx)
+	if w, err = m.TryLock(ctx); err != nil { // the stale field no longer counts
+		t.Fatal(err)
+	}
 	// The write hold disappears behind the lease's back: Guard writes nothing.
 	if err := c.HDel(ctx, rwKey(m.Name()), "w:"+w.Token()).Err(); err != nil {
 		t.Fatal(err)
@@ -624,5 +648,48 @@ func TestInvalid(t *testing.T) {
 	}
 	if rwmutex.ErrInvalid != lease.ErrInvalid || rwmutex.ErrInvalid != mutex.ErrInvalid {
 		t.Error("ErrInvalid is not the module's one value")
+	}
+}
+
+// TestLostReplyCleanup loses the reply of an acquisition that ran: the
+// attempt releases its hold by its token, so nothing stays held.
+func TestLostReplyCleanup(t *testing.T) {
+	s, _ := startRedis(t)
+	c := s.Client(t)
+	h := &loseOnce{}
+	c.AddHook(h)
+	ctx := context.Background()
+	m := newRW(t, c, uniqueName(t))
+	if err := scripts.RWAcquire.Load(ctx, c).Err(); err != nil { // no NOSCRIPT to hit
+		t.Fatal(err)
+	}
+	for _, try := range []func(context.Context) (*lease.Lease, error){m.TryLock, m.TryRLock} {
+		h.arm()
+		if _, err := try(ctx); err == nil || errors.Is(err, rwmutex.ErrLocked) {
+			t.Fatalf("got %v, want the lost reply's error", err)
+		}
+		onlyFence(t, c)
+	}
+}
+
+// loseOnce runs the next script call and then reports a read timeout.
+type loseOnce struct{ armed atomic.Bool }
+
+func (h *loseOnce) arm() { h.armed.Store(true) }
+
+func (h *loseOnce) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *loseOnce) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *loseOnce) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		n := cmd.Name()
+		if (n == "evalsha" || n == "eval") && h.armed.CompareAndSwap(true, false) {
+			_ = next(ctx, cmd)
+			err := &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+			cmd.SetErr(err)
+			return err
+		}
+		return next(ctx, cmd)
 	}
 }

@@ -37,8 +37,10 @@ const guardRetries = 8
 // attempt, which is then retried). On Redis Cluster, the keys fn writes must
 // share the lock's hash slot: name them with the lock name as hash tag, e.g.
 // "{name}:data". Guard needs all lock keys in one slot. A semaphore's lease
-// holds units shared with others, so Guard refuses it with an error wrapping
-// ErrInvalid: it needs an exclusive lock.
+// and an rwmutex read lease hold something shared with others, so Guard
+// refuses them with an error wrapping ErrInvalid: it needs an exclusive lock.
+// An rwmutex write lease is exclusive: Guard WATCHes its hash and checks its
+// field instead of a lock key.
 func (l *Lease) Guard(ctx context.Context, fn func(pipe redis.Pipeliner) error) error {
 	if err := checkCtx(ctx, "guard"); err != nil {
 		return err
@@ -46,33 +48,33 @@ func (l *Lease) Guard(ctx context.Context, fn func(pipe redis.Pipeliner) error) 
 	if fn == nil {
 		return fmt.Errorf("%w: guard: fn is nil", ErrInvalid)
 	}
-	if l.spec.Hold != nil {
-		return fmt.Errorf("%w: guard on %s: Guard needs an exclusive lock, and a %s hold is shared", ErrInvalid, l.label(), l.spec.Op)
+	var excl core.ExclusiveHold
+	if h := l.spec.Hold; h != nil {
+		x, ok := h.(core.ExclusiveHold)
+		if !ok {
+			return fmt.Errorf("%w: guard on %s: Guard needs an exclusive lock, and a %s hold is shared", ErrInvalid, l.label(), l.spec.Op)
+		}
+		excl = x
 	}
 	if len(l.spec.Groups) != 1 {
 		return fmt.Errorf("%w: guard on %s: the lock keys span %d hash slots; Guard needs one", ErrInvalid, l.label(), len(l.spec.Groups))
 	}
 	lockKeys := l.spec.Groups[0].LockKeys()
+	if excl != nil {
+		lockKeys = []string{excl.WatchKey()}
+	}
 	for i := 0; ; i++ {
 		if err := l.guardLost(); err != nil {
 			return err
 		}
 		err := l.spec.Client.Watch(ctx, func(tx *redis.Tx) error {
-			vals, err := tx.MGet(ctx, lockKeys...).Result()
-			if err != nil {
+			if err := l.checkHeld(ctx, tx, excl, lockKeys); err != nil {
 				return err
-			}
-			for j, v := range vals {
-				if s, _ := v.(string); !core.HoldsFence(s, l.token, l.fences[j]) {
-					lerr := l.notHeld(j)
-					l.lose(lerr)
-					return fmt.Errorf("lease %s: guard: %w", l.label(), lerr)
-				}
 			}
 			if err := l.guardLost(); err != nil {
 				return err
 			}
-			_, err = tx.TxPipelined(ctx, fn)
+			_, err := tx.TxPipelined(ctx, fn)
 			return err
 		}, lockKeys...)
 		if errors.Is(err, redis.TxFailedErr) && i < guardRetries {
@@ -83,4 +85,32 @@ func (l *Lease) Guard(ctx context.Context, fn func(pipe redis.Pipeliner) error) 
 		}
 		return err
 	}
+}
+
+// checkHeld reads, inside Guard's WATCH, whether the lease still holds: its
+// lock keys, or its exclusive hold. A hold found gone ends the lease.
+func (l *Lease) checkHeld(ctx context.Context, tx *redis.Tx, excl core.ExclusiveHold, lockKeys []string) error {
+	if excl != nil {
+		ok, err := excl.HeldIn(ctx, tx, l.token, l.fences[0])
+		if err != nil {
+			return err
+		}
+		if !ok {
+			l.lose(ErrNotHeld)
+			return fmt.Errorf("lease %s: guard: %w", l.label(), ErrNotHeld)
+		}
+		return nil
+	}
+	vals, err := tx.MGet(ctx, lockKeys...).Result()
+	if err != nil {
+		return err
+	}
+	for j, v := range vals {
+		if s, _ := v.(string); !core.HoldsFence(s, l.token, l.fences[j]) {
+			lerr := l.notHeld(j)
+			l.lose(lerr)
+			return fmt.Errorf("lease %s: guard: %w", l.label(), lerr)
+		}
+	}
+	return nil
 }

@@ -3,13 +3,15 @@ package core
 import (
 	"context"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Hold keeps, checks and ends a hold that is not a plain lock key: a
 // semaphore's acquisition is one field of a shared hash, not a key of its
 // own. A Spec with a Hold has one group of one key (for names and labels);
 // its leases use the Hold instead of the lock-key scripts, and Guard refuses
-// them (a shared hold excludes nobody). Every method must be safe to run
+// them (a shared hold excludes nobody) unless they are an ExclusiveHold. Every method must be safe to run
 // twice, like the scripts (see protocol.go).
 type Hold interface {
 	// Prolong renews, extends or refreshes the hold token:fence as the
@@ -22,4 +24,16 @@ type Hold interface {
 	// Release ends the hold and wakes waiters; held is false when it was
 	// already gone.
 	Release(ctx context.Context, token string, fence int64) (held bool, err error)
+}
+
+// ExclusiveHold is a Hold that excludes every other hold of its name (a
+// read-write lock's writer), so Guard accepts it: Guard WATCHes WatchKey and
+// calls HeldIn on the transaction before queuing the caller's commands.
+type ExclusiveHold interface {
+	Hold
+	// WatchKey is the key whose change may end the hold.
+	WatchKey() string
+	// HeldIn reports, reading through tx inside the WATCH, whether the hold
+	// token:fence is there and unexpired.
+	HeldIn(ctx context.Context, tx *redis.Tx, token string, fence int64) (bool, error)
 }

@@ -34,6 +34,14 @@ var (
 	semInspectSrc string
 	//go:embed sem_available.lua
 	semAvailableSrc string
+	//go:embed rw_acquire.lua
+	rwAcquireSrc string
+	//go:embed rw_release.lua
+	rwReleaseSrc string
+	//go:embed rw_prolong.lua
+	rwProlongSrc string
+	//go:embed rw_inspect.lua
+	rwInspectSrc string
 )
 
 // The scripts; see each .lua file's header for KEYS, ARGV and the reply.
@@ -50,4 +58,10 @@ var (
 	SemProlong   = redis.NewScript(semProlongSrc)
 	SemInspect   = redis.NewScript(semInspectSrc)
 	SemAvailable = redis.NewScript(semAvailableSrc)
+
+	// A read-write lock's scripts: one hash per name, one field per hold.
+	RWAcquire = redis.NewScript(rwAcquireSrc)
+	RWRelease = redis.NewScript(rwReleaseSrc)
+	RWProlong = redis.NewScript(rwProlongSrc)
+	RWInspect = redis.NewScript(rwInspectSrc)
 )

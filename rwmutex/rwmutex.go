@@ -1,0 +1,288 @@
+package rwmutex
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redlease/redlease/internal/core"
+	"github.com/redlease/redlease/internal/keys"
+	"github.com/redlease/redlease/internal/scripts"
+	"github.com/redlease/redlease/internal/wake"
+	"github.com/redlease/redlease/lease"
+	"github.com/redlease/redlease/mutex"
+)
+
+// cleanupTimeout bounds the release of an acquisition whose reply was lost
+// or came too late, and of a claim left by a writer that gave up; what it
+// cannot reach expires with its TTL.
+const cleanupTimeout = 500 * time.Millisecond
+
+// RWMutex is a named read-write lock in Redis. It holds no state between
+// calls and is safe for concurrent use; each successful acquisition returns
+// its own Lease. RWMutex values with the same name and key prefix, in any
+// number of processes, are the same lock.
+type RWMutex struct {
+	read, write side
+	name        string
+	acqKeys     []string // KEYS of rw_acquire: the hash, the fence counter
+}
+
+// side is what acquisitions of one kind share.
+type side struct {
+	spec *core.Spec // resolved once; shared read-only by every lease
+	hold *hold
+	mode string // rw_acquire's ARGV[3]
+}
+
+// New returns the read-write lock name. It fails, with an error wrapping
+// ErrInvalid that names the value and the rule, on a nil client, a
+// *redis.Ring, an empty name, a name or prefix whose key has no usable hash
+// tag, an invalid option, and mutex.WithToken or mutex.WithReplicas (each
+// acquisition needs its own token; replica acknowledgement is not supported).
+func New(client redis.UniversalClient, name string, opts ...mutex.Option) (*RWMutex, error) {
+	fail := func(err error) (*RWMutex, error) {
+		return nil, fmt.Errorf("rwmutex.New(%q): %w: %v", name, ErrInvalid, err)
+	}
+	if err := core.CheckClient(client); err != nil {
+		return fail(err)
+	}
+	cfg, err := core.Resolve(opts)
+	if err != nil {
+		return fail(err)
+	}
+	if cfg.TokenSet {
+		return fail(errors.New("WithToken: an rwmutex makes a token per acquisition"))
+	}
+	if cfg.Replicas != 0 {
+		return fail(errors.New("WithReplicas: not supported by rwmutex"))
+	}
+	k, err := cfg.Key(name)
+	if err != nil {
+		return fail(err)
+	}
+	k.Lock += ":rw"
+	g, err := cfg.Group(client, []keys.Key{k})
+	if err != nil {
+		return fail(err)
+	}
+	_, cluster := client.(*redis.ClusterClient)
+	fence, _ := keys.FenceKey(cfg.Prefix, k.Slot, cluster) // found by Group
+	mk := func(kind, mode string) side {
+		h := &hold{client: client, key: k.Lock, keys: []string{k.Lock}, wake: k.Wake, kind: kind}
+		spec := core.NewSpec("rwmutex", publicErrors{}, client, cfg, []core.Group{g})
+		spec.Hold = h
+		if kind == "w" {
+			spec.Hold = writeHold{h}
+		}
+		return side{spec: spec, hold: h, mode: mode}
+	}
+	return &RWMutex{read: mk("r", "read"), write: mk("w", "write"), name: name, acqKeys: []string{k.Lock, fence}}, nil
+}
+
+// Name returns the lock's name.
+func (m *RWMutex) Name() string { return m.name }
+
+// TryLock makes one attempt to take the write hold. If a reader or another
+// writer holds, the error is a *LockedError (errors.Is(err, ErrLocked)) and
+// no claim is left: TryLock does not keep readers out. On a Redis error
+// nothing stays held (an attempt whose reply was lost is released by its
+// token, or expires with its TTL if Redis stays unreachable). A ctx already
+// done returns its error without contacting Redis.
+func (m *RWMutex) TryLock(ctx context.Context) (*lease.Lease, error) {
+	return m.tryOnce(ctx, "trylock", &m.write)
+}
+
+// TryRLock makes one attempt to take a read hold. If a writer holds, or a
+// writer waits in Lock (its claim keeps new readers out), the error is a
+// *LockedError. Failures leave nothing held, as for TryLock.
+func (m *RWMutex) TryRLock(ctx context.Context) (*lease.Lease, error) {
+	return m.tryOnce(ctx, "tryrlock", &m.read)
+}
+
+// Lock waits until the write hold is taken or ctx is done; ctx bounds the
+// wait only, not the lease. While it waits it keeps a claim in Redis that
+// refuses new readers, so it is admitted once the current readers are gone.
+// When ctx ends first — also when it is already done on entry — the error
+// satisfies errors.Is(err, ctx.Err()), also wraps the last reason for failing
+// (ErrLocked or a Redis error, retried with backoff meanwhile), and nothing
+// stays held: the claim is deleted (or expires with its TTL if Redis cannot
+// be reached).
+func (m *RWMutex) Lock(ctx context.Context) (*lease.Lease, error) {
+	return m.wait(ctx, "lock", &m.write)
+}
+
+// RLock waits until a read hold is taken or ctx is done, as Lock does. It
+// waits while a writer holds or waits. Waiters of this process are served in
+// arrival order, and a reader that gets in lets the next one try at once.
+func (m *RWMutex) RLock(ctx context.Context) (*lease.Lease, error) {
+	return m.wait(ctx, "rlock", &m.read)
+}
+
+func (m *RWMutex) tryOnce(ctx context.Context, op string, s *side) (*lease.Lease, error) {
+	if ctx == nil {
+		return nil, fmt.Errorf("rwmutex: %s %q: %w: context is nil", op, m.name, ErrInvalid)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("rwmutex: %s %q: %w", op, m.name, err)
+	}
+	g, err := m.try(ctx, s, "")
+	var le *LockedError
+	if errors.As(err, &le) {
+		return nil, le
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rwmutex: %s %q: %w", op, m.name, err)
+	}
+	return lease.New(g), nil
+}
+
+func (m *RWMutex) wait(ctx context.Context, op string, s *side) (l *lease.Lease, err error) {
+	if ctx == nil {
+		return nil, fmt.Errorf("rwmutex: %s %q: %w: context is nil", op, m.name, ErrInvalid)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("rwmutex: %s %q: %w", op, m.name, err)
+	}
+	var claim string
+	if s.mode == "write" {
+		claim = core.NewToken()
+		defer func() {
+			if err != nil {
+				m.dropClaim(ctx, claim)
+			}
+		}()
+	}
+	var last error
+	if !wake.Queued(s.spec.Client, s.hold.wake) {
+		g, err := m.try(ctx, s, claim)
+		if err == nil {
+			return lease.New(g), nil
+		}
+		last = err
+		if ctx.Err() != nil {
+			return nil, m.waitErr(op, ctx.Err(), last)
+		}
+	}
+	k := s.spec.Groups[0].Keys[0]
+	w := wake.Join(ctx, s.spec.Client, k.Wake, k.Slot)
+	// A reader leaves as "not acquired" even on success so that the next
+	// waiter tries at once (readers share); a writer that acquired makes the
+	// next one wait for a release.
+	acquired := false
+	defer func() { w.Leave(acquired && s.mode == "write") }()
+	select {
+	case <-w.Turn():
+	case <-ctx.Done():
+		return nil, m.waitErr(op, ctx.Err(), last)
+	}
+	b := s.spec.NewBackoff()
+	b.Reset()
+	for {
+		g, err := m.try(ctx, s, claim)
+		if err == nil {
+			acquired = true
+			return lease.New(g), nil
+		}
+		last = keep(last, err)
+		if ctx.Err() != nil {
+			return nil, m.waitErr(op, ctx.Err(), last)
+		}
+		sleep := b.NextBackOff()
+		if sleep == backoff.Stop {
+			return nil, fmt.Errorf("rwmutex: %s %q: backoff gave up: %w", op, m.name, last)
+		}
+		var le *LockedError
+		if errors.As(last, &le) && le.PTTL >= 0 && le.PTTL < sleep {
+			sleep = le.PTTL + time.Millisecond
+		}
+		// A waiting writer refreshes its claim well before it expires.
+		if claim != "" && sleep > s.spec.TTL/3 {
+			sleep = s.spec.TTL / 3
+		}
+		t := time.NewTimer(sleep)
+		select {
+		case <-w.Woken():
+			b.Reset()
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, m.waitErr(op, ctx.Err(), last)
+		}
+		t.Stop()
+	}
+}
+
+// try makes one attempt under a token made for it alone; claim is the
+// waiting writer's claim id (empty for none). A failed call may still have run:
+// its hold is released by that token (any fence), so nothing another request
+// created is touched. A reply that arrives after the validity it would grant
+// is released too (see core.ErrSlowReply).
+func (m *RWMutex) try(ctx context.Context, s *side, claim string) (core.Grant, error) {
+	token := core.NewToken()
+	sentAt := time.Now()
+	reply, err := scripts.RWAcquire.Run(ctx, s.spec.Client, m.acqKeys, token, s.spec.TTLArg, s.mode, claim).Result()
+	var ok, n int64
+	if err == nil {
+		ok, n, err = core.ParsePair(reply)
+		if err == nil && (ok < 0 || ok > 1 || (ok == 1 && n <= 0)) {
+			err = fmt.Errorf("%w: rw_acquire returned %v", core.ErrReply, reply)
+		}
+	}
+	if err != nil {
+		m.cleanup(ctx, s.hold, token, 0)
+		return core.Grant{}, err
+	}
+	if ok == 0 {
+		pttl := time.Duration(-1)
+		if n >= 0 {
+			pttl = time.Duration(n) * time.Millisecond
+		}
+		return core.Grant{}, &LockedError{Name: m.name, PTTL: pttl}
+	}
+	g := core.Grant{Spec: s.spec, Token: token, Fences: []int64{n}, SentAt: sentAt, PTTL: s.spec.TTL}
+	if !g.Valid() {
+		m.cleanup(ctx, s.hold, token, n)
+		return core.Grant{}, fmt.Errorf("%w (TTL %v)", core.ErrSlowReply, s.spec.TTL)
+	}
+	return g, nil
+}
+
+// cleanup releases the hold of token (fence 0: any fence), even when ctx is
+// done, bounded by its own timeout.
+func (m *RWMutex) cleanup(ctx context.Context, h *hold, token string, fence int64) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if n, _ := h.release(cctx, token, fence, ""); n == 1 {
+		wake.Released(h.client, h.wake)
+	}
+}
+
+// dropClaim deletes the claim of a writer that gave up, so readers need not
+// wait for it to expire.
+func (m *RWMutex) dropClaim(ctx context.Context, claim string) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	_, _ = m.write.hold.release(cctx, claim, 0, claim)
+	wake.Released(m.write.hold.client, m.write.hold.wake)
+}
+
+// keep returns the error worth reporting after an attempt failed with err: a
+// context error says nothing the caller does not know.
+func keep(prev, err error) error {
+	if prev != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return prev
+	}
+	return err
+}
+
+func (m *RWMutex) waitErr(op string, ctxErr, last error) error {
+	if last == nil {
+		return fmt.Errorf("rwmutex: %s %q: %w", op, m.name, ctxErr)
+	}
+	return fmt.Errorf("rwmutex: %s %q: %w (last attempt: %w)", op, m.name, ctxErr, last)
+}

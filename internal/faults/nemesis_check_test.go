@@ -27,8 +27,8 @@ const beliefMargin = 20 * time.Millisecond
 func (n *nemesis) checkBeliefs(stop <-chan struct{}) {
 	for pause(stop, 2*time.Millisecond) {
 		for _, lv := range n.reg.snapshot() {
-			if lv.units > 0 {
-				continue // checkUnits checks semaphore leases
+			if lv.units > 0 || lv.rw != "" {
+				continue // checkUnits and checkRW check semaphore and rwmutex leases
 			}
 			n.checkBelief(lv)
 		}
@@ -259,7 +259,7 @@ func (n *nemesis) checkGuard() {
 	n.mu.Lock()
 	acked, unsure := maps.Clone(n.guardAcked), maps.Clone(n.guardUnsure)
 	n.mu.Unlock()
-	for _, name := range append(slices.Clone(nemesisNames), "h0") {
+	for _, name := range append(slices.Clone(nemesisNames), "h0", rwName) {
 		ctx, cancel := probeCtx()
 		got, err := n.probe.Get(ctx, guardKey(name)).Int64()
 		cancel()

@@ -176,17 +176,17 @@ func (n *nemesis) checkUnitsOnce(sems []live) {
 	}
 }
 
-// checkSemLeftover: once everything is released, the semaphore's hash must
-// be gone within limit (it expires with its latest field). It returns 1 if
-// it is left, counted under leftover.
-func (n *nemesis) checkSemLeftover(limit time.Duration) int {
+// checkHashLeftover: once everything is released, the hash key (the
+// semaphore's or the rwmutex's) must be gone within limit (it expires with
+// its latest field). It returns 1 if it is left, counted under leftover.
+func (n *nemesis) checkHashLeftover(key string, limit time.Duration) int {
 	deadline := time.Now().Add(limit)
 	for {
 		ctx, cancel := probeCtx()
-		k, err := n.probe.Exists(ctx, semKey).Result()
+		k, err := n.probe.Exists(ctx, key).Result()
 		cancel()
 		if err != nil {
-			n.t.Errorf("reading %s: %v", semKey, err)
+			n.t.Errorf("reading %s: %v", key, err)
 			return 0
 		}
 		if k == 0 {
@@ -199,9 +199,9 @@ func (n *nemesis) checkSemLeftover(limit time.Duration) int {
 	}
 	ctx, cancel := probeCtx()
 	defer cancel()
-	v, _ := n.probe.HGetAll(ctx, semKey).Result()
-	pttl, _ := n.probe.PTTL(ctx, semKey).Result()
-	n.violation(chkLeftover, "%s = %v (PTTL %v) still there %v after everything was released", semKey, v, pttl, limit)
+	v, _ := n.probe.HGetAll(ctx, key).Result()
+	pttl, _ := n.probe.PTTL(ctx, key).Result()
+	n.violation(chkLeftover, "%s = %v (PTTL %v) still there %v after everything was released", key, v, pttl, limit)
 	return 1
 }
 

@@ -75,6 +75,7 @@ type live struct {
 	names []string
 	log   *opLog // what the worker did with the lease
 	units int64  // units of a semaphore lease (checkUnits); 0 for a lock
+	rw    string // an rwmutex lease (checkRW): "r" or "w"; "" for the rest
 }
 
 type orphanKey struct{ name, token string }

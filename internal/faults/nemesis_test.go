@@ -35,9 +35,12 @@ const (
 	// semaphore
 	chkSemBelief = "sem-belief" // a semaphore lease believed valid while its field was not in Redis
 	chkUnits     = "units"      // believed-held units exceeded the semaphore's limit
+	// rwmutex
+	chkRWBelief = "rw-belief" // an rwmutex lease believed valid while its field was not in Redis
+	chkRWExcl   = "rw-excl"   // a believing writer together with another believing holder
 )
 
-var checkers = []string{chkBelief, chkOverlap, chkFence, chkLeak, chkLeftover, chkGuard, chkSemBelief, chkUnits}
+var checkers = []string{chkBelief, chkOverlap, chkFence, chkLeak, chkLeftover, chkGuard, chkSemBelief, chkUnits, chkRWBelief, chkRWExcl}
 
 // nemesisConfig reads NEMESIS_SECONDS (default 20, 8 with -short) and
 // NEMESIS_SEED (default random). NEMESIS_FAULTS=off, read by the test, runs
@@ -74,7 +77,10 @@ func nemesisConfig(t *testing.T) (time.Duration, uint64) {
 // is left at the end; (d) Guard's acknowledged increments match the counters;
 // (e) no panic or goroutine leak (TestMain); (f) semaphore workers' leases
 // that believe they are valid have their fields in Redis, and their units
-// never add up to more than the limit; no semaphore key is left at the end. The seed replays the schedule of
+// never add up to more than the limit; no semaphore key is left at the end;
+// (g) rwmutex workers' leases that believe they are valid have their fields
+// in Redis, a believing writer is never together with another believing
+// holder, and no rwmutex key is left at the end. The seed replays the schedule of
 // operations and faults (not the timing): `make nemesis SEED=… SECONDS=…`.
 func TestFaultNemesis(t *testing.T) {
 	dur, seed := nemesisConfig(t)
@@ -89,14 +95,14 @@ func TestFaultNemesis(t *testing.T) {
 	t.Cleanup(func() { _ = probe.Close() })
 	n := &nemesis{t: t, seed: seed, p: p, probe: probe, rec: &history.Recorder{},
 		reg: newRegistry(leakAfter), violations: map[string]int{}, logged: map[string]int{},
-		badBelief: map[*lease.Lease]bool{}, guardAcked: map[string]int64{}, guardUnsure: map[string]int64{}}
+		badBelief: map[*lease.Lease]bool{}, badExcl: map[string]bool{}, guardAcked: map[string]int64{}, guardUnsure: map[string]int64{}}
 	workers := n.workers(t, p.Addr())
 	n.workerList = workers
 
 	n.stalls = startStallMonitor(5 * time.Millisecond)
 	var checkWG, faultWG, asyncWG, workWG sync.WaitGroup
 	stopCheck, stopFaults, stopWork := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	checkWG.Add(2)
+	checkWG.Add(3)
 	go func() {
 		defer checkWG.Done()
 		n.checkBeliefs(stopCheck)
@@ -104,6 +110,10 @@ func TestFaultNemesis(t *testing.T) {
 	go func() {
 		defer checkWG.Done()
 		n.checkUnits(stopCheck)
+	}()
+	go func() {
+		defer checkWG.Done()
+		n.checkRW(stopCheck)
 	}()
 	if os.Getenv("NEMESIS_FAULTS") != "off" {
 		faultWG.Add(1)
@@ -143,7 +153,8 @@ func TestFaultNemesis(t *testing.T) {
 	n.stalls.Stop()
 
 	left := n.checkLeftover(maxKeyLife + 2*time.Second)
-	left += n.checkSemLeftover(maxKeyLife + 2*time.Second)
+	left += n.checkHashLeftover(semKey, maxKeyLife+2*time.Second)
+	left += n.checkHashLeftover(rwKey, maxKeyLife+2*time.Second)
 	n.checkGuard()
 	ivs, stallExplained := n.checkHistory()
 
@@ -153,8 +164,8 @@ func TestFaultNemesis(t *testing.T) {
 	}
 	orphans, leaked := n.reg.leaks()
 	maxStall, nStalls := n.stalls.Max()
-	result(t, "seed %d, %v, %d workers: %d ops {%s}; faults {%s}, %d replies lost; %d belief checks, %d semaphore checks, %d intervals (%d overlaps during process stalls: %d stalls ≥5ms, longest %v), %d orphan observations, %d leaked keys, %d keys left; violations: %s",
-		seed, dur, len(workers), n.steps.Load(), &n.ops, &n.faults, p.LostReplies(), n.beliefChecks.Load(), n.semChecks.Load(), ivs, stallExplained,
+	result(t, "seed %d, %v, %d workers: %d ops {%s}; faults {%s}, %d replies lost; %d belief checks, %d semaphore checks, %d rwmutex checks, %d intervals (%d overlaps during process stalls: %d stalls ≥5ms, longest %v), %d orphan observations, %d leaked keys, %d keys left; violations: %s",
+		seed, dur, len(workers), n.steps.Load(), &n.ops, &n.faults, p.LostReplies(), n.beliefChecks.Load(), n.semChecks.Load(), n.rwChecks.Load(), ivs, stallExplained,
 		nStalls, maxStall.Round(time.Millisecond), orphans, leaked, left, strings.Join(viol, " "))
 }
 
@@ -176,11 +187,13 @@ type nemesis struct {
 	steps        atomic.Int64 // worker steps: one operation each
 	beliefChecks atomic.Int64
 	semChecks    atomic.Int64 // leases checkUnits found believing
+	rwChecks     atomic.Int64 // leases checkRW found believing
 
 	mu          sync.Mutex
 	violations  map[string]int // per checker
 	logged      map[string]int // violations logged per checker
 	badBelief   map[*lease.Lease]bool
+	badExcl     map[string]bool  // rw-excl violations already counted, by their holders
 	guardAcked  map[string]int64 // acknowledged Guard increments per name
 	guardUnsure map[string]int64 // Guard calls that failed other than by refusal: applied or not
 }
@@ -268,6 +281,16 @@ func (n *nemesis) workers(t *testing.T, addr string) []*worker {
 		}
 		add(c, nil, false)
 		out[len(out)-1].sem = true
+	}
+	for i := range rwWorkers {
+		if i%2 == 0 {
+			opt := clientOptions(rwClients[i/2%len(rwClients)])
+			opt.Addr, opt.DialTimeout = addr, 500*time.Millisecond
+			c = redis.NewClient(&opt)
+			t.Cleanup(func() { _ = c.Close() })
+		}
+		add(c, nil, false)
+		out[len(out)-1].rw = true
 	}
 	return out
 }

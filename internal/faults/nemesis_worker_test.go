@@ -43,6 +43,7 @@ type worker struct {
 	token  string       // custom token (mutex.WithToken), or "" for random ones
 	shared *mutex.Mutex // the handoff group's Mutex: every acquisition goes through it
 	sem    bool         // a semaphore worker (acquireSem)
+	rw     bool         // an rwmutex worker (acquireRW)
 	cur    *holding
 
 	recent  *opLog    // the worker's last operations, for violation reports
@@ -100,6 +101,7 @@ type holding struct {
 	l    *lease.Lease
 	end  func() // ends the recorded critical sections
 	auto bool
+	rw   string // an rwmutex lease: "r" (read hold) or "w" (write hold)
 	log  *opLog // what the worker did with the lease
 }
 
@@ -186,6 +188,9 @@ func (w *worker) acquire(s step) {
 	case w.sem:
 		w.acquireSem(s)
 		return
+	case w.rw:
+		w.acquireRW(s)
+		return
 	case w.shared != nil:
 		lk, names, auto = w.shared, []string{w.shared.Name()}, true
 		s.ttl = sharedTTL
@@ -251,8 +256,8 @@ func (w *worker) act(s step) {
 	if op >= 30 && op < 40 && time.Until(h.l.ValidUntil()) >= time.Second {
 		op = 0 // Extend only a lease with under 1s left, so keys stay within maxKeyLife
 	}
-	if op < 30 && w.sem {
-		op = 60 // Guard refuses a semaphore lease: hold instead
+	if op < 30 && (w.sem || h.rw == "r") {
+		op = 60 // Guard refuses a semaphore lease and a read hold: hold instead
 	}
 	switch {
 	case op < 30:

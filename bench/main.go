@@ -44,7 +44,7 @@ func main() {
 		cfg       config
 		quick     = flag.Bool("quick", false, "short cells and one repetition (about 1 minute)")
 		only      = flag.String("only", "", "comma-separated contenders (default all): "+contenderIDs())
-		scenarios = flag.String("scenarios", "1,2,3,4,5,6,7", "comma-separated scenarios to run (7: redlease's semaphore next to its mutex)")
+		scenarios = flag.String("scenarios", "1,2,3,4,5,6,7", "comma-separated scenarios to run (7: redlease's semaphore and rwmutex next to its mutex)")
 	)
 	flag.IntVar(&cfg.reps, "reps", 5, "repetitions per cell (interleaved)")
 	flag.DurationVar(&cfg.dur, "dur", 600*time.Millisecond, "duration of each throughput cell (scenarios 1, 2; half of it for 6)")

@@ -11,7 +11,7 @@ import (
 	"github.com/redlease/redlease/semaphore"
 )
 
-// ---- scenario 7: redlease's semaphore, next to its mutex in the same run
+// ---- scenario 7: redlease's semaphore and rwmutex, next to its mutex in the same run
 
 // semLocker drives a semaphore through the Locker interface: a name is a
 // semaphore of the given limit, an acquisition takes 1 unit. With wait set,
@@ -95,6 +95,12 @@ func runSemaphore(e *env, res *results, cfg config, fail func(key, id string, er
 			res.define(row{key: p + "cmds", title: h + "Redis commands / acquisition", format: fmtF1})
 			res.define(row{key: p + "viol", title: h + "holders over the limit (all reps)", format: fmtInt, agg: aggSum, target: absTarget("0", 0, false, fmtInt)})
 		}
+		h := fmt.Sprintf("7. rwmutex, 8 goroutines, %d readers + %d writers, one name, hold %v: ", rwReaders, rwWriters, hold)
+		p := fmt.Sprintf("7:%v:rwmutex:", hold)
+		res.define(row{key: p + "rate", title: h + "acquisitions/s (read and write)", format: fmtRate})
+		res.define(row{key: p + "r99", title: h + "read wait p99", format: fmtDur})
+		res.define(row{key: p + "w99", title: h + "write wait p99", format: fmtDur})
+		res.define(row{key: p + "viol", title: h + "a writer holding with another holder (all reps)", format: fmtInt, agg: aggSum, target: absTarget("0", 0, false, fmtInt)})
 	}
 	for rep := range cfg.reps {
 		for _, k := range kinds {
@@ -137,6 +143,18 @@ func runSemaphore(e *env, res *results, cfg config, fail func(key, id string, er
 				res.add(p+"cmds", id, r.CmdsPerAcq)
 				res.add(p+"viol", id, float64(r.Violations))
 			}
+			p := fmt.Sprintf("7:%v:rwmutex:", hold)
+			progress("scenario 7 rep %d hold %v: rwmutex contended", rep+1, hold)
+			runtime.GC()
+			r, err := rwContended(e.clients[mu.ID], fmt.Sprintf("s7:rw:%v:%d", hold, rep), hold, cfg.contDur)
+			if err != nil {
+				fail(p+"rate", id, err)
+				continue
+			}
+			res.add(p+"rate", id, r.Rate)
+			res.add(p+"r99", id, float64(r.ReadP99))
+			res.add(p+"w99", id, float64(r.WriteP99))
+			res.add(p+"viol", id, float64(r.Violations))
 		}
 	}
 }

@@ -18,6 +18,8 @@ import (
 
 	"github.com/redlease/redlease/multilock"
 	"github.com/redlease/redlease/mutex"
+	"github.com/redlease/redlease/rwmutex"
+	"github.com/redlease/redlease/semaphore"
 )
 
 func run(ctx context.Context, client *redis.Client, out io.Writer) error {
@@ -121,7 +123,58 @@ func run(ctx context.Context, client *redis.Client, out io.Writer) error {
 	}
 	locked, err := carol.Locked(ctx)
 	say("   so it took none of its names: demo:carol locked: %v", locked)
-	return errors.Join(err, both.Release(ctx))
+	if err := errors.Join(err, both.Release(ctx)); err != nil {
+		return err
+	}
+
+	say("9. A semaphore with limit 2: two Acquire(1) hold a unit each; a third TryAcquire fails.")
+	sem, err := semaphore.New(client, "demo:exports", 2)
+	if err != nil {
+		return err
+	}
+	u1, err := sem.Acquire(ctx, 1)
+	if err != nil {
+		return err
+	}
+	u2, err := sem.Acquire(ctx, 1)
+	if err != nil {
+		return err
+	}
+	_, err = sem.TryAcquire(ctx, 1)
+	var np *semaphore.NoPermitsError
+	if !errors.As(err, &np) {
+		return fmt.Errorf("TryAcquire with no free unit: %w", err)
+	}
+	say("   %v (semaphore.ErrNoPermits: %v; free: %d)", err, errors.Is(err, semaphore.ErrNoPermits), np.Free)
+	if err := errors.Join(u1.Release(ctx), u2.Release(ctx)); err != nil {
+		return err
+	}
+
+	say("10. A read-write lock: readers share it, a writer waits for them.")
+	rw, err := rwmutex.New(client, "demo:catalog")
+	if err != nil {
+		return err
+	}
+	r1, err := rw.RLock(ctx)
+	if err != nil {
+		return err
+	}
+	r2, err := rw.RLock(ctx)
+	if err != nil {
+		return err
+	}
+	say("   two readers hold at once (fences %d and %d)", r1.Fence(), r2.Fence())
+	_, err = rw.TryLock(ctx)
+	say("   TryLock: %v (rwmutex.ErrLocked: %v)", err, errors.Is(err, rwmutex.ErrLocked))
+	if err := errors.Join(r1.Release(ctx), r2.Release(ctx)); err != nil {
+		return err
+	}
+	w, err := rw.Lock(ctx)
+	if err != nil {
+		return err
+	}
+	say("   after both Release, Lock got the write hold (fence %d)", w.Fence())
+	return w.Release(ctx)
 }
 
 // outcome describes a write: ok, or refused and why.

@@ -37,6 +37,9 @@ func TestTour(t *testing.T) {
 			`7. Guard`, `the holder (fence 3): written`, `the lost lease (fence 2): refused: `, `guard: lease: not held`,
 			`8. A multilock`, `holding [demo:alice demo:bob] (fences 4 and 5)`,
 			`TryLock of [demo:bob demo:carol]: multilock: trylock`, `mutex: "demo:bob" is locked`, `demo:carol locked: false`,
+			`9. A semaphore with limit 2`, `semaphore: "demo:exports" has 0 free units, not enough (semaphore.ErrNoPermits: true; free: 0)`,
+			`10. A read-write lock`, `two readers hold at once (fences 8 and 9)`, `TryLock: rwmutex: "demo:catalog" is locked`, `(rwmutex.ErrLocked: true)`,
+			`after both Release, Lock got the write hold (fence 10)`,
 		} {
 			if !strings.Contains(s, want) {
 				t.Fatalf("the tour does not say %q", want)
@@ -56,7 +59,8 @@ func TestTour(t *testing.T) {
 		if ttl[0] > 1800*time.Millisecond || !near(ttl[1]-ttl[0], 3*time.Second) || !near(ttl[2], time.Second) {
 			t.Fatalf("TTLs %v: want at most 1.8s, 3s more after Extend, 1s after Refresh", ttl)
 		}
-		if n, err := c.Exists(context.Background(), "redlease:{demo:report}", "redlease:{demo:alice}", "redlease:{demo:bob}").Result(); err != nil || n != 0 {
+		if n, err := c.Exists(context.Background(), "redlease:{demo:report}", "redlease:{demo:alice}", "redlease:{demo:bob}",
+			"redlease:{demo:exports}:sem", "redlease:{demo:catalog}:rw").Result(); err != nil || n != 0 {
 			t.Fatalf("%d lock keys left behind, %v", n, err)
 		}
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -29,7 +30,8 @@ const cleanupTimeout = 500 * time.Millisecond
 type RWMutex struct {
 	read, write side
 	name        string
-	acqKeys     []string // KEYS of rw_acquire: the hash, the fence counter
+	acqKeys     []string     // KEYS of rw_acquire: the hash, the fence counter
+	writers     atomic.Int32 // writers of this RWMutex waiting in Lock
 }
 
 // side is what acquisitions of one kind share.
@@ -150,6 +152,8 @@ func (m *RWMutex) wait(ctx context.Context, op string, s *side) (l *lease.Lease,
 	}
 	var claim string
 	if s.mode == "write" {
+		m.writers.Add(1)
+		defer m.writers.Add(-1)
 		claim = core.NewToken()
 		defer func() {
 			if err != nil {
@@ -183,6 +187,11 @@ func (m *RWMutex) wait(ctx context.Context, op string, s *side) (l *lease.Lease,
 	b := s.spec.NewBackoff()
 	b.Reset()
 	for {
+		select {
+		case <-w.Turn():
+		case <-ctx.Done():
+			return nil, m.waitErr(op, ctx.Err(), last)
+		}
 		g, err := m.try(ctx, s, claim)
 		if err == nil {
 			acquired = true
@@ -191,6 +200,16 @@ func (m *RWMutex) wait(ctx context.Context, op string, s *side) (l *lease.Lease,
 		last = keep(last, err)
 		if ctx.Err() != nil {
 			return nil, m.waitErr(op, ctx.Err(), last)
+		}
+		var busy *LockedError
+		if s.mode == "read" && errors.As(err, &busy) && m.writers.Load() > 0 {
+			// A reader is only ever kept out by a writer or a waiting
+			// writer's claim. Only the head of the local queue tries, so a
+			// reader at the head would keep a writer of this RWMutex queued
+			// behind it from ever trying (and renewing its claim) until the
+			// claim expired: pass the turn and queue again at the tail.
+			w.Leave(false)
+			w = wake.Join(ctx, s.spec.Client, k.Wake, k.Slot)
 		}
 		sleep := b.NextBackOff()
 		if sleep == backoff.Stop {

@@ -2,7 +2,6 @@ package rwmutex
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -35,12 +34,12 @@ func (h *hold) field(token string) string { return h.kind + ":" + token }
 
 func (h *hold) Prolong(ctx context.Context, token string, fence, gen int64, mode string, ms int64) (bool, time.Duration, error) {
 	reply, err := scripts.RWProlong.Run(ctx, h.client, h.keys, h.field(token), ms, gen, mode, fence).Result()
-	return parseHeld(reply, err)
+	return core.ParseHeld(reply, err)
 }
 
 func (h *hold) Inspect(ctx context.Context, token string, fence int64) (bool, time.Duration, error) {
 	reply, err := scripts.RWInspect.Run(ctx, h.client, h.keys, h.field(token), fence).Result()
-	return parseHeld(reply, err)
+	return core.ParseHeld(reply, err)
 }
 
 // Release deletes the field and wakes the local head at once (whatever the
@@ -87,22 +86,4 @@ func (h writeHold) HeldIn(ctx context.Context, tx *redis.Tx, token string, fence
 	}
 	exp, err := strconv.ParseInt(parts[2], 10, 64)
 	return err == nil && exp > now.UnixMilli(), nil
-}
-
-// parseHeld decodes {1, ms} or {0, _}.
-func parseHeld(reply any, err error) (bool, time.Duration, error) {
-	if err != nil {
-		return false, 0, err
-	}
-	ok, ms, err := core.ParsePair(reply)
-	if err != nil {
-		return false, 0, err
-	}
-	if ok != 1 {
-		return false, 0, nil
-	}
-	if ms < 0 {
-		return false, 0, fmt.Errorf("%w: remaining time %d", core.ErrReply, ms)
-	}
-	return true, time.Duration(ms) * time.Millisecond, nil
 }

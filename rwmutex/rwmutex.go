@@ -11,7 +11,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redlease/redlease/internal/core"
-	"github.com/redlease/redlease/internal/keys"
 	"github.com/redlease/redlease/internal/scripts"
 	"github.com/redlease/redlease/internal/wake"
 	"github.com/redlease/redlease/lease"
@@ -50,30 +49,11 @@ func New(client redis.UniversalClient, name string, opts ...mutex.Option) (*RWMu
 	fail := func(err error) (*RWMutex, error) {
 		return nil, fmt.Errorf("rwmutex.New(%q): %w: %v", name, ErrInvalid, err)
 	}
-	if err := core.CheckClient(client); err != nil {
-		return fail(err)
-	}
-	cfg, err := core.Resolve(opts)
+	hl, err := core.ResolveHash(client, name, "rwmutex", ":rw", opts)
 	if err != nil {
 		return fail(err)
 	}
-	if cfg.TokenSet {
-		return fail(errors.New("WithToken: an rwmutex makes a token per acquisition"))
-	}
-	if cfg.Replicas != 0 {
-		return fail(errors.New("WithReplicas: not supported by rwmutex"))
-	}
-	k, err := cfg.Key(name)
-	if err != nil {
-		return fail(err)
-	}
-	k.Lock += ":rw"
-	g, err := cfg.Group(client, []keys.Key{k})
-	if err != nil {
-		return fail(err)
-	}
-	_, cluster := client.(*redis.ClusterClient)
-	fence, _ := keys.FenceKey(cfg.Prefix, k.Slot, cluster) // found by Group
+	cfg, k, g, fence := hl.Config, hl.Key, hl.Group, hl.Fence
 	mk := func(kind, mode string) side {
 		h := &hold{client: client, key: k.Lock, keys: []string{k.Lock}, wake: k.Wake, kind: kind}
 		spec := core.NewSpec("rwmutex", publicErrors{}, client, cfg, []core.Group{g})

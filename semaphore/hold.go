@@ -2,7 +2,6 @@ package semaphore
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,12 +23,12 @@ var _ core.Hold = (*hold)(nil)
 
 func (h *hold) Prolong(ctx context.Context, token string, fence, gen int64, mode string, ms int64) (bool, time.Duration, error) {
 	reply, err := scripts.SemProlong.Run(ctx, h.client, h.keys, token, ms, gen, mode, fence).Result()
-	return parseHeld(reply, err)
+	return core.ParseHeld(reply, err)
 }
 
 func (h *hold) Inspect(ctx context.Context, token string, fence int64) (bool, time.Duration, error) {
 	reply, err := scripts.SemInspect.Run(ctx, h.client, h.keys, token, fence).Result()
-	return parseHeld(reply, err)
+	return core.ParseHeld(reply, err)
 }
 
 // Release deletes the field and wakes the local head at once (whatever the
@@ -48,22 +47,4 @@ func (h *hold) release(ctx context.Context, token string, fence int64) (int64, e
 		f = ""
 	}
 	return scripts.SemRelease.Run(ctx, h.client, h.keys, token, f, h.wake).Int64()
-}
-
-// parseHeld decodes {1, ms} or {0, _}.
-func parseHeld(reply any, err error) (bool, time.Duration, error) {
-	if err != nil {
-		return false, 0, err
-	}
-	ok, ms, err := core.ParsePair(reply)
-	if err != nil {
-		return false, 0, err
-	}
-	if ok != 1 {
-		return false, 0, nil
-	}
-	if ms < 0 {
-		return false, 0, fmt.Errorf("%w: remaining time %d", core.ErrReply, ms)
-	}
-	return true, time.Duration(ms) * time.Millisecond, nil
 }

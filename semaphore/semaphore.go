@@ -10,7 +10,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redlease/redlease/internal/core"
-	"github.com/redlease/redlease/internal/keys"
 	"github.com/redlease/redlease/internal/scripts"
 	"github.com/redlease/redlease/internal/wake"
 	"github.com/redlease/redlease/lease"
@@ -49,27 +48,11 @@ func New(client redis.UniversalClient, name string, limit int64, opts ...mutex.O
 	if limit <= 0 {
 		return fail(fmt.Errorf("limit %d: must be positive", limit))
 	}
-	cfg, err := core.Resolve(opts)
+	hl, err := core.ResolveHash(client, name, "semaphore", ":sem", opts)
 	if err != nil {
 		return fail(err)
 	}
-	if cfg.TokenSet {
-		return fail(errors.New("WithToken: a semaphore makes a token per acquisition"))
-	}
-	if cfg.Replicas != 0 {
-		return fail(errors.New("WithReplicas: not supported by semaphore"))
-	}
-	k, err := cfg.Key(name)
-	if err != nil {
-		return fail(err)
-	}
-	k.Lock += ":sem"
-	g, err := cfg.Group(client, []keys.Key{k})
-	if err != nil {
-		return fail(err)
-	}
-	_, cluster := client.(*redis.ClusterClient)
-	fence, _ := keys.FenceKey(cfg.Prefix, k.Slot, cluster) // found by Group
+	cfg, k, g, fence := hl.Config, hl.Key, hl.Group, hl.Fence
 	h := &hold{client: client, key: k.Lock, keys: []string{k.Lock}, wake: k.Wake}
 	spec := core.NewSpec("semaphore", publicErrors{}, client, cfg, []core.Group{g})
 	spec.Hold = h

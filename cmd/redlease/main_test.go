@@ -88,12 +88,17 @@ func start(t *testing.T, env []string, args ...string) (*exec.Cmd, func() result
 		if err != nil && !errors.As(err, &ee) {
 			t.Fatalf("wait %v: %v", args, err)
 		}
-		if timedOut {
+		if timedOut && !t.Failed() {
 			t.Fatalf("%v still running after %v; stderr:\n%s", args, runLimit, r.stderr)
 		}
 		return *r
 	}
-	t.Cleanup(func() { wait() })
+	t.Cleanup(func() {
+		if r == nil { // the test failed before waiting: do not wait for runLimit
+			_ = cmd.Process.Kill()
+			wait()
+		}
+	})
 	return cmd, wait
 }
 

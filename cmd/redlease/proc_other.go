@@ -11,15 +11,25 @@ import (
 var forwardSignals = []os.Signal{os.Interrupt}
 
 var (
-	termSignal = os.Kill // no SIGTERM here: the command is killed at once
-	killSignal = os.Kill
+	termSignal os.Signal = os.Kill // no SIGTERM here: the command is killed at once
+	killSignal os.Signal = os.Kill
+	contSignal os.Signal // none
 )
+
+// jobControl reports false, false: no job control here.
+func jobControl(os.Signal) (stop, cont bool) { return false, false }
+
+// suspend does nothing: no job control here.
+func suspend(*exec.Cmd) {}
 
 // prepare does nothing: process groups are a Unix notion.
 func prepare(*exec.Cmd) {}
 
 // signalCommand sends s to the command (only os.Kill works on Windows).
 func signalCommand(cmd *exec.Cmd, s os.Signal) error {
+	if s == nil {
+		return nil
+	}
 	if s == os.Kill {
 		return cmd.Process.Kill()
 	}

@@ -9,12 +9,33 @@ import (
 	"syscall"
 )
 
-// forwardSignals are caught by redlease and passed on to the command.
-var forwardSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2}
+// forwardSignals are caught by redlease and passed on to the command;
+// SIGTSTP (Ctrl-Z) and SIGCONT are job control (see suspend).
+var forwardSignals = []os.Signal{
+	syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2,
+	syscall.SIGTSTP, syscall.SIGCONT,
+}
+
+// jobControl reports whether s stops (Ctrl-Z) or continues a job.
+func jobControl(s os.Signal) (stop, cont bool) {
+	return s == syscall.SIGTSTP, s == syscall.SIGCONT
+}
+
+// suspend stops the command's process group (cmd may be nil), then
+// redlease itself, as Ctrl-Z stops a job: the command is not in redlease's
+// group, and must not run on while its lock is not renewed. The shell's fg
+// or bg continues redlease, whose SIGCONT is passed on to the command.
+func suspend(cmd *exec.Cmd) {
+	if cmd != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGSTOP)
+	}
+	_ = syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+}
 
 var (
 	termSignal os.Signal = syscall.SIGTERM
 	killSignal os.Signal = syscall.SIGKILL
+	contSignal os.Signal = syscall.SIGCONT
 )
 
 // prepare puts the command in a process group of its own, so that a signal

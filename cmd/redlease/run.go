@@ -52,8 +52,10 @@ The command runs in a process group of its own. SIGINT, SIGTERM, SIGHUP,
 SIGQUIT, SIGUSR1 and SIGUSR2 sent to redlease are passed on to that group (so
 Ctrl-C reaches the command once, through redlease) and redlease keeps the lock
 until the command has exited, then releases it. A signal while waiting for the
-lock ends the wait with 128+N, holding nothing. Being in its own group, the
-command is not the terminal's foreground job: run non-interactive commands.
+lock ends the wait with 128+N, holding nothing. Ctrl-Z (SIGTSTP) stops the
+command's group and redlease; fg or bg continues both (a stop longer than
+--ttl loses the lock). Being in its own group, the command is not the
+terminal's foreground job: run non-interactive commands.
 On Linux the command gets SIGKILL if redlease itself dies (kill -9), so it
 does not outlive a lock nobody renews.
 
@@ -182,6 +184,12 @@ func (o *runOpts) acquire(m *mutex.Mutex, client redis.UniversalClient, t *targe
 	for {
 		select {
 		case s := <-sigs:
+			if stop, cont := jobControl(s); stop || cont {
+				if stop {
+					suspend(nil)
+				}
+				continue
+			}
 			if caught == nil {
 				caught = s
 				cancel()
@@ -221,7 +229,10 @@ func (o *runOpts) tryAcquire(ctx context.Context, m *mutex.Mutex, client redis.U
 	}
 	switch {
 	case errors.Is(err, mutex.ErrLocked), errors.Is(err, context.DeadlineExceeded) && onlyContext(err):
-		return nil, exitf(exitBusy, "gave up after --wait %v: %v", o.wait.String(), err)
+		if !o.wait.forever && o.wait.d == 0 {
+			return nil, exitf(exitBusy, "not acquired in one attempt (--wait 0): %v", err)
+		}
+		return nil, exitf(exitBusy, "not acquired within --wait %v: %v", o.wait.String(), err)
 	case errors.Is(err, mutex.ErrInvalid):
 		return nil, &exitError{code: exitUsage, err: err}
 	default:
@@ -292,11 +303,12 @@ func (o *runOpts) supervise(inv *invocation, l *lease.Lease, argv []string, sigs
 	for waitc != nil {
 		select {
 		case s := <-sigs:
-			_ = signalCommand(cmd, s)
+			forward(cmd, s)
 		case <-lostc:
 			lostc, lost = nil, l.Err()
 			fmt.Fprintf(inv.stderr, "redlease run: lost the lock %q (%v); sending SIGTERM to the command, SIGKILL in %v\n", l.Name(), lost, o.grace)
 			_ = signalCommand(cmd, termSignal)
+			_ = signalCommand(cmd, contSignal) // a stopped command must run to handle TERM
 			grace = time.NewTimer(o.grace)
 			gracec = grace.C
 		case <-gracec:
@@ -316,7 +328,7 @@ func (o *runOpts) supervise(inv *invocation, l *lease.Lease, argv []string, sigs
 			case <-gracec:
 				gracec = nil
 			case s := <-sigs:
-				_ = signalCommand(cmd, s)
+				forward(cmd, s)
 			case <-time.After(groupPoll):
 			}
 		}
@@ -325,7 +337,9 @@ func (o *runOpts) supervise(inv *invocation, l *lease.Lease, argv []string, sigs
 		}
 		return exitf(exitLost, "lost the lock %q while the command ran (%v); the command exited with status %d", l.Name(), lost, status)
 	}
-	if err := l.Release(context.Background()); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), lease.ReleaseTimeout)
+	defer cancel()
+	if err := l.Release(ctx); err != nil {
 		if !isLoss(err) {
 			fmt.Fprintf(inv.stderr, "redlease run: warning: %v (the lock expires after its TTL)\n", err)
 			return &exitError{code: status}
@@ -333,6 +347,16 @@ func (o *runOpts) supervise(inv *invocation, l *lease.Lease, argv []string, sigs
 		return exitf(exitLost, "the lock %q was lost before the command finished (%v); the command exited with status %d", l.Name(), err, status)
 	}
 	return &exitError{code: status}
+}
+
+// forward passes s on to the command's process group; Ctrl-Z stops the
+// command and redlease.
+func forward(cmd *exec.Cmd, s os.Signal) {
+	if stop, _ := jobControl(s); stop {
+		suspend(cmd)
+		return
+	}
+	_ = signalCommand(cmd, s)
 }
 
 // isLoss reports whether a Release error says the lease was lost before it

@@ -170,6 +170,27 @@ func (c *connFlags) keyPrefix(getenv func(string) string) string {
 	return getenv(envPrefix)
 }
 
+// connect resolves the connection settings into a client, which the caller
+// closes. It does not contact Redis (ping does); a bad setting is an
+// exitUsage error.
+func (c *connFlags) connect(getenv func(string) string) (redis.UniversalClient, *target, error) {
+	t, err := c.resolve(getenv)
+	if err != nil {
+		return nil, nil, &exitError{code: exitUsage, err: err}
+	}
+	return t.client(), t, nil
+}
+
+// mutex returns the Mutex of name with the connection's key prefix and
+// opts; an invalid name or option is an exitUsage error.
+func (c *connFlags) mutex(client redis.UniversalClient, name string, getenv func(string) string, opts ...mutex.Option) (*mutex.Mutex, error) {
+	m, err := mutex.New(client, name, append(c.mutexOptions(getenv), opts...)...)
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: err}
+	}
+	return m, nil
+}
+
 // mutexOptions are the options every command's Mutex gets from the
 // connection flags.
 func (c *connFlags) mutexOptions(getenv func(string) string) []mutex.Option {

@@ -143,15 +143,14 @@ func (o *runOpts) run(inv *invocation, args []string) error {
 	if o.grace < 0 {
 		return exitf(exitUsage, "--grace %v: must not be negative", o.grace)
 	}
-	t, err := inv.conn.resolve(inv.getenv)
+	client, t, err := inv.conn.connect(inv.getenv)
 	if err != nil {
-		return &exitError{code: exitUsage, err: err}
+		return err
 	}
-	client := t.client()
 	defer client.Close()
-	m, err := mutex.New(client, name, append(inv.conn.mutexOptions(inv.getenv), mutex.WithTTL(o.ttl))...)
+	m, err := inv.conn.mutex(client, name, inv.getenv, mutex.WithTTL(o.ttl))
 	if err != nil {
-		return &exitError{code: exitUsage, err: err}
+		return err
 	}
 
 	// Signals are caught from here on: one during the wait ends it cleanly.
@@ -197,7 +196,7 @@ func (o *runOpts) acquire(m *mutex.Mutex, client redis.UniversalClient, t *targe
 		case r := <-done:
 			if caught != nil {
 				if r.l != nil {
-					r.l.Release(context.Background())
+					release(r.l)
 				}
 				return nil, exitf(128+signalNumber(caught), "%v while waiting for the lock %q; nothing held", caught, m.Name())
 			}
@@ -271,7 +270,7 @@ func (o *runOpts) supervise(inv *invocation, l *lease.Lease, argv []string, sigs
 	)
 	prepare(cmd)
 	if err := cmd.Start(); err != nil {
-		l.Release(context.Background())
+		release(l)
 		code := exitNoExec
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
 			code = exitNotFound
@@ -337,9 +336,7 @@ func (o *runOpts) supervise(inv *invocation, l *lease.Lease, argv []string, sigs
 		}
 		return exitf(exitLost, "lost the lock %q while the command ran (%v); the command exited with status %d", l.Name(), lost, status)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), lease.ReleaseTimeout)
-	defer cancel()
-	if err := l.Release(ctx); err != nil {
+	if err := release(l); err != nil {
 		if !isLoss(err) {
 			fmt.Fprintf(inv.stderr, "redlease run: warning: %v (the lock expires after its TTL)\n", err)
 			return &exitError{code: status}
@@ -347,6 +344,13 @@ func (o *runOpts) supervise(inv *invocation, l *lease.Lease, argv []string, sigs
 		return exitf(exitLost, "the lock %q was lost before the command finished (%v); the command exited with status %d", l.Name(), err, status)
 	}
 	return &exitError{code: status}
+}
+
+// release releases l within lease.ReleaseTimeout.
+func release(l *lease.Lease) error {
+	ctx, cancel := context.WithTimeout(context.Background(), lease.ReleaseTimeout)
+	defer cancel()
+	return l.Release(ctx)
 }
 
 // forward passes s on to the command's process group; Ctrl-Z stops the

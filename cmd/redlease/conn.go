@@ -118,7 +118,7 @@ func (c *connFlags) resolve(getenv func(string) string) (*target, error) {
 			return nil, err
 		}
 		if master == "" {
-			return nil, fmt.Errorf("Sentinel addresses given without a master name (--master or %s)", envMaster)
+			return nil, fmt.Errorf("no Sentinel master name given for the Sentinel addresses (--master or %s)", envMaster)
 		}
 		return &target{
 			failover: &redis.FailoverOptions{

@@ -196,7 +196,7 @@ func (o *runOpts) acquire(m *mutex.Mutex, client redis.UniversalClient, t *targe
 		case r := <-done:
 			if caught != nil {
 				if r.l != nil {
-					release(r.l)
+					_ = release(r.l) // won the race with the signal; on failure the key expires with its TTL
 				}
 				return nil, exitf(128+signalNumber(caught), "%v while waiting for the lock %q; nothing held", caught, m.Name())
 			}
@@ -270,15 +270,20 @@ func (o *runOpts) supervise(inv *invocation, l *lease.Lease, argv []string, sigs
 	)
 	prepare(cmd)
 	if err := cmd.Start(); err != nil {
-		release(l)
+		_ = release(l) // on failure the key expires with its TTL
 		code := exitNoExec
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
 			code = exitNotFound
 		}
 		return &exitError{code: code, err: err}
 	}
-	waitc := make(chan error, 1)
-	go func() { waitc <- cmd.Wait() }()
+	// Wait's error is only the exit status here (no I/O is copied: the
+	// command has redlease's own files); ProcessState has it.
+	waitc := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(waitc)
+	}()
 
 	lostc := l.Lost()
 	var (

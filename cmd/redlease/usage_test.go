@@ -69,7 +69,7 @@ func TestUsageErrors(t *testing.T) {
 		{nil, []string{"run", "--url", "redis://x:1", "--cluster", "y:1", "job", "--", "true"}, "more than one of the flags"},
 		{[]string{"REDIS_URL=redis://x:1", "REDIS_CLUSTER_ADDRS=y:1"}, []string{"run", "job", "--", "true"}, "more than one of the variables"},
 		{nil, []string{"run", "--cluster", "nohostport", "job", "--", "true"}, `bad address "nohostport"`},
-		{nil, []string{"run", "--sentinel", "s:26379", "job", "--", "true"}, "without a master name"},
+		{nil, []string{"run", "--sentinel", "s:26379", "job", "--", "true"}, "no Sentinel master name"},
 		{nil, []string{"run", "--master", "mymaster", "job", "--", "true"}, "needs Sentinel addresses"},
 	} {
 		r := run(t, cmdEnv(tc.env...), tc.args...)

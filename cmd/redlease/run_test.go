@@ -195,7 +195,7 @@ func holdUntilLost(t *testing.T, env []string, name string, exitOnTerm bool, fla
 	if exitOnTerm {
 		onTerm += `; exit 0`
 	}
-	script := `trap '` + onTerm + `' TERM; echo $$ > ` + dir + `/pid; while :; do sleep 0.05; done`
+	script := `trap '` + onTerm + `' TERM; echo $$ > ` + dir + `/pid.tmp; mv ` + dir + `/pid.tmp ` + dir + `/pid; while :; do sleep 0.05; done`
 	args := append(append([]string{"run"}, flags...), name, "--", "sh", "-c", script)
 	_, wait = start(t, env, args...)
 	waitFile(t, dir+"/pid", 20*time.Second)
@@ -374,7 +374,7 @@ func TestRunCtrlZ(t *testing.T) {
 	}
 	_, env := redisEnv(t)
 	dir := t.TempDir()
-	cmd, wait := start(t, env, "run", "--ttl", "30s", "job", "--", "sh", "-c", `echo $$ > `+dir+`/pid; while :; do sleep 0.05; done`)
+	cmd, wait := start(t, env, "run", "--ttl", "30s", "job", "--", "sh", "-c", `echo $$ > `+dir+`/pid.tmp; mv `+dir+`/pid.tmp `+dir+`/pid; while :; do sleep 0.05; done`)
 	waitFile(t, dir+"/pid", 20*time.Second)
 	b, _ := os.ReadFile(dir + "/pid")
 	child, err := strconv.Atoi(strings.TrimSpace(string(b)))

@@ -60,7 +60,9 @@ func (m *Mutex) Inspect(ctx context.Context) (Status, error) {
 // nothing: it loses the lease at its own validity deadline, as it would
 // without revocation, and may act as the holder until then — another client
 // may take the lock meanwhile, so only fencing (Lease.Fence, Guard) protects
-// what the lock guards.
+// what the lock guards. (A renewal of the holder that reaches Redis just
+// after the revocation, before the notice, ends the lease with ErrNotHeld
+// alone.)
 //
 // Revoke returns nil when it removed the hold, and also when the hold with
 // token was already revoked and its revocation is still recorded (a

@@ -45,9 +45,11 @@ type listenerKey struct {
 // A listener owns run, the goroutine that holds the subscription; drop
 // signals it (quit, closing the PubSub) and waits for done.
 type listener struct {
-	key  listenerKey
-	quit chan struct{} // closed by drop
-	done chan struct{} // closed when run returned
+	key    listenerKey
+	quit   chan struct{} // closed by drop
+	ctx    context.Context
+	cancel context.CancelFunc // called by drop: aborts run's requests in flight
+	done   chan struct{}      // closed when run returned
 
 	mu       sync.Mutex
 	watches  map[Hold][]*Watcher
@@ -94,6 +96,7 @@ func Watch(client redis.UniversalClient, channel string, holds []Hold, revoked f
 	l := registry[k]
 	if l == nil {
 		l = &listener{key: k, quit: make(chan struct{}), done: make(chan struct{}), watches: map[Hold][]*Watcher{}}
+		l.ctx, l.cancel = context.WithCancel(context.Background())
 		registry[k] = l
 		go l.run()
 	}
@@ -163,6 +166,7 @@ func (l *listener) drop() {
 	l.mu.Unlock()
 	registryMu.Unlock()
 	close(l.quit)
+	l.cancel()
 	if ps != nil {
 		_ = ps.Close() // ends a Receive in progress
 	}
@@ -184,7 +188,7 @@ func (l *listener) run() {
 	}
 	l.ps = ps
 	l.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+	ctx, cancel := context.WithTimeout(l.ctx, checkTimeout)
 	_ = ps.Subscribe(ctx, l.key.channel) // on failure the next Receive retries
 	cancel()
 
@@ -294,7 +298,7 @@ func (l *listener) check() {
 	if len(ws) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+	ctx, cancel := context.WithTimeout(l.ctx, checkTimeout)
 	defer cancel()
 	pipe := l.key.client.Pipeline()
 	cmds := make([][]*redis.StringCmd, len(ws))

@@ -86,7 +86,7 @@ func New(g core.Grant) *Lease {
 	l.timer = time.AfterFunc(time.Until(l.validUntil), l.expire)
 	// Under l.mu: a notice arriving at once waits in l.revoked until
 	// l.watch is set, so loseLocked always stops the watch.
-	w, already := revoke.Watch(g.Spec.Client, revoke.Channel(g.Spec.Prefix), g.Spec.RevokeHolds(g.Token, g.Fences), l.revoked)
+	w, already := revoke.Watch(g.Spec.Client, g.Spec.RevokeChannel, g.Spec.RevokeHolds(g.Token, g.Fences), (*revokeTarget)(l))
 	l.watch = w
 	if already >= 0 {
 		l.loseLocked(l.revokedErr(already))
@@ -98,9 +98,16 @@ func New(g core.Grant) *Lease {
 	return l
 }
 
-// revoked is called by the revocation watch when the hold of key index i
+// revokeTarget is what the revocation watch tells (a conversion of *Lease,
+// so that New allocates no closure for it).
+type revokeTarget Lease
+
+// Revoked is called by the revocation watch when the hold of key index i
 // (0-based, across groups) was revoked.
-func (l *Lease) revoked(i int) { l.lose(l.revokedErr(i)) }
+func (t *revokeTarget) Revoked(i int) {
+	l := (*Lease)(t)
+	l.lose(l.revokedErr(i))
+}
 
 // revokedErr builds the error of a lease whose key index i was revoked: it
 // matches ErrRevoked and ErrNotHeld.

@@ -79,12 +79,11 @@ func splitHold(v string) (token string, fence int64) {
 // was lost). On a Redis error in one group it carries on with the others and
 // returns the first error.
 func (s *Spec) Revoke(ctx context.Context, token string) (revoked, already int, err error) {
-	channel := revoke.Channel(s.Prefix)
 	for _, g := range s.Groups {
 		ks := make([]string, 0, 2*len(g.Keys))
 		ks = append(ks, g.LockKeys()...)
 		args := make([]any, 0, 2+len(g.Keys))
-		args = append(args, token, channel)
+		args = append(args, token, s.RevokeChannel)
 		for _, k := range g.Keys {
 			ks = append(ks, revoke.Tombstone(k.Lock, token))
 			args = append(args, k.Wake)

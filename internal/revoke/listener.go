@@ -53,11 +53,12 @@ type listener struct {
 
 	mu       sync.Mutex
 	watches  map[Hold][]*Watcher
-	n        int  // watches not stopped
-	live     bool // subscription confirmed and no failure seen since
-	failed   bool // a failure since the last confirmation: any watch may have missed a notice
-	pending  bool // a tombstone check is due
-	idle     *time.Timer
+	n        int         // watches not stopped
+	live     bool        // subscription confirmed and no failure seen since
+	failed   bool        // a failure since the last confirmation: any watch may have missed a notice
+	pending  bool        // a tombstone check is due
+	idle     *time.Timer // runs drop; armed while n == 0 (idleSet)
+	idleSet  bool
 	ps       *redis.PubSub
 	stopping bool
 	recent   map[Hold]time.Time // notices that named no watch
@@ -69,12 +70,18 @@ type noticed struct {
 	at time.Time
 }
 
-// Watcher is one lease's registration: its holds and what to call when one is
+// Target is told when one of its holds was revoked: Revoked(i) for
+// holds[i] of its Watch call.
+type Target interface {
+	Revoked(i int)
+}
+
+// Watcher is one lease's registration: its holds and whom to tell when one is
 // revoked.
 type Watcher struct {
 	l       *listener
 	holds   []Hold
-	revoked func(i int)
+	target  Target
 	covered bool // a notice for it cannot have been missed (see confirmed)
 	check   bool // in the next tombstone check
 	fired   bool // revoked was called, or Watch reported it
@@ -82,15 +89,15 @@ type Watcher struct {
 }
 
 // Watch starts watching holds for revocation notices on channel, received
-// through client. revoked(i) is called at most once, when holds[i] is found
-// revoked, from the listener's goroutine and without any lock of this package
-// held; the caller must not block in it. If a notice for one of the holds
-// arrived before the call, Watch returns its index as already (revoked is
-// then never called); otherwise already is -1. Watch never sends anything
+// through client. target.Revoked(i) is called at most once, when holds[i] is
+// found revoked, from the listener's goroutine and without any lock of this
+// package held; it must not block. If a notice for one of the holds arrived
+// before the call, Watch returns its index as already (Revoked is then never
+// called); otherwise already is -1. Watch never sends anything
 // itself: the first watch of a client and channel starts their subscription
 // in the background. The caller must call Stop when it no longer needs the
 // watch.
-func Watch(client redis.UniversalClient, channel string, holds []Hold, revoked func(i int)) (w *Watcher, already int) {
+func Watch(client redis.UniversalClient, channel string, holds []Hold, target Target) (w *Watcher, already int) {
 	k := listenerKey{client, channel}
 	registryMu.Lock()
 	l := registry[k]
@@ -103,11 +110,11 @@ func Watch(client redis.UniversalClient, channel string, holds []Hold, revoked f
 	l.mu.Lock() // before registryMu is released, so drop cannot forget l in between
 	registryMu.Unlock()
 	defer l.mu.Unlock()
-	if l.idle != nil {
-		l.idle.Stop()
-		l.idle = nil
+	if l.idleSet {
+		l.idle.Stop() // a drop already under way sees n > 0 and returns
+		l.idleSet = false
 	}
-	w = &Watcher{l: l, holds: holds, revoked: revoked, covered: l.live}
+	w = &Watcher{l: l, holds: holds, target: target, covered: l.live}
 	l.n++
 	already = -1
 	for i, h := range holds {
@@ -145,8 +152,13 @@ func (w *Watcher) Stop() {
 		}
 	}
 	l.n--
-	if l.n == 0 && l.idle == nil {
-		l.idle = time.AfterFunc(Linger, l.drop)
+	if l.n == 0 && !l.idleSet {
+		if l.idle == nil {
+			l.idle = time.AfterFunc(Linger, l.drop)
+		} else {
+			l.idle.Reset(Linger)
+		}
+		l.idleSet = true
 	}
 }
 
@@ -161,7 +173,7 @@ func (l *listener) drop() {
 	}
 	delete(registry, l.key)
 	l.stopping = true
-	l.idle = nil
+	l.idleSet = false
 	ps := l.ps
 	l.mu.Unlock()
 	registryMu.Unlock()
@@ -310,7 +322,7 @@ func (l *listener) check() {
 	_, _ = pipe.Exec(ctx) // each command's error is read below (redis.Nil: no tombstone)
 
 	type call struct {
-		f func(int)
+		t Target
 		i int
 	}
 	var fire []call
@@ -330,7 +342,7 @@ func (l *listener) check() {
 		}
 		if hit >= 0 && !w.fired && !w.stopped {
 			w.fired = true
-			fire = append(fire, call{w.revoked, hit})
+			fire = append(fire, call{w.target, hit})
 		}
 		if failed && hit < 0 {
 			l.pending = true
@@ -340,7 +352,7 @@ func (l *listener) check() {
 	}
 	l.mu.Unlock()
 	for _, c := range fire {
-		c.f(c.i)
+		c.t.Revoked(c.i)
 	}
 }
 
@@ -353,7 +365,7 @@ func (l *listener) deliver(payload string) {
 		return
 	}
 	type call struct {
-		f func(int)
+		t Target
 		i int
 	}
 	var fire []call
@@ -366,7 +378,7 @@ func (l *listener) deliver(payload string) {
 		w.fired = true
 		for i, x := range w.holds {
 			if x == h {
-				fire = append(fire, call{w.revoked, i})
+				fire = append(fire, call{w.target, i})
 				break
 			}
 		}
@@ -376,7 +388,7 @@ func (l *listener) deliver(payload string) {
 	}
 	l.mu.Unlock()
 	for _, c := range fire {
-		c.f(c.i)
+		c.t.Revoked(c.i)
 	}
 }
 

@@ -4,8 +4,8 @@
 // A Lease is obtained from mutex.Mutex, multilock.MultiLock or
 // semaphore.Semaphore. It mirrors
 // context.Context: Lost returns a channel that is closed the moment the lock
-// may no longer be yours, and Err then says why (ErrReleased, ErrExpired or
-// ErrNotHeld). Lost closes before another client could acquire the key:
+// may no longer be yours, and Err then says why (ErrReleased, ErrExpired,
+// ErrNotHeld or ErrRevoked). Lost closes before another client could acquire the key:
 // the local deadline counts from when the acquire or renew request was sent,
 // minus the clock drift allowance and a small margin.
 //
@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/redlease/redlease/internal/core"
+	"github.com/redlease/redlease/internal/revoke"
 )
 
 // Errors returned by Err and wrapped by the methods of a lost lease.
@@ -35,6 +36,11 @@ var (
 	ErrExpired = errors.New("lease: expired")
 	// ErrNotHeld: Redis reported the key gone or holding another token.
 	ErrNotHeld = errors.New("lease: not held")
+	// ErrRevoked: an operator revoked the hold (mutex.Mutex.Revoke and its
+	// kin). The lease's error then matches both ErrRevoked and ErrNotHeld, so
+	// code that treats ErrNotHeld as "another owner may hold it now" stays
+	// right; match ErrRevoked to tell a revocation apart.
+	ErrRevoked = errors.New("lease: revoked")
 	// ErrInvalid: an argument is out of range; the error names the value
 	// and the rule. It is one value for the whole module: mutex.ErrInvalid
 	// is the same, so a caller matches either.
@@ -60,25 +66,56 @@ type Lease struct {
 	watchers   map[int]context.CancelCauseFunc // canceled with err when the lease ends
 	nextWatch  int
 
-	renewTimer *time.Timer    // runs renewRound every renew interval; nil without auto-renewal
-	renewing   sync.WaitGroup // a renewal round in flight
+	renewTimer *time.Timer     // runs renewRound every renew interval; nil without auto-renewal
+	renewing   sync.WaitGroup  // a renewal round in flight
+	watch      *revoke.Watcher // revocation notices for this lease; stopped when it ends
 }
 
 // New returns the lease of a successful acquisition. It is for this
 // module's mutex, multilock and semaphore packages: a core.Grant cannot be made
 // elsewhere. The lease's validity deadline and renewal timer start at once.
+//
+// The lease is watched for revocation notices from then on (see
+// internal/revoke): this sends nothing on the caller's path; the first lease
+// of a client opens the notice subscription in the background.
 func New(g core.Grant) *Lease {
 	l := &Lease{spec: g.Spec, token: g.Token, tokenArg: g.Token, fences: g.Fences, done: make(chan struct{})}
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.validUntil = core.Validity(g.SentAt, g.PTTL, g.Spec.Drift)
 	l.timer = time.AfterFunc(time.Until(l.validUntil), l.expire)
-	l.mu.Unlock()
+	// Under l.mu: a notice arriving at once waits in l.revoked until
+	// l.watch is set, so loseLocked always stops the watch.
+	w, already := revoke.Watch(g.Spec.Client, g.Spec.RevokeChannel, g.Spec.RevokeHolds(g.Token, g.Fences), (*revokeTarget)(l))
+	l.watch = w
+	if already >= 0 {
+		l.loseLocked(l.revokedErr(already))
+		return l
+	}
 	if g.Spec.AutoRenew {
-		l.mu.Lock()
 		l.renewTimer = time.AfterFunc(g.Spec.RenewInterval, l.renewRound)
-		l.mu.Unlock()
 	}
 	return l
+}
+
+// revokeTarget is what the revocation watch tells (a conversion of *Lease,
+// so that New allocates no closure for it).
+type revokeTarget Lease
+
+// Revoked is called by the revocation watch when the hold of key index i
+// (0-based, across groups) was revoked.
+func (t *revokeTarget) Revoked(i int) {
+	l := (*Lease)(t)
+	l.lose(l.revokedErr(i))
+}
+
+// revokedErr builds the error of a lease whose key index i was revoked: it
+// matches ErrRevoked and ErrNotHeld.
+func (l *Lease) revokedErr(i int) error {
+	if len(l.fences) == 1 || i < 0 || i >= len(l.fences) {
+		return fmt.Errorf("%w (%w)", ErrRevoked, ErrNotHeld)
+	}
+	return fmt.Errorf("%w: %q (%w)", ErrRevoked, l.spec.Names()[i], ErrNotHeld)
 }
 
 // Name returns the lock name; for a multi-key lease, the names in
@@ -127,9 +164,10 @@ func (l *Lease) FenceOf(name string) int64 {
 func (l *Lease) Lost() <-chan struct{} { return l.done }
 
 // Err returns nil while the lease is held and, once Lost is closed, why it
-// ended: ErrReleased, ErrExpired or ErrNotHeld (for a multi-key lease
-// ErrNotHeld is wrapped with the name that was lost). The value never changes
-// once set.
+// ended: ErrReleased, ErrExpired, ErrNotHeld (for a multi-key lease
+// ErrNotHeld is wrapped with the name that was lost), or an error matching
+// both ErrRevoked and ErrNotHeld when an operator revoked the hold. Match
+// with errors.Is. The value never changes once set.
 func (l *Lease) Err() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -194,6 +232,9 @@ func (l *Lease) loseLocked(err error) {
 	l.timer.Stop()
 	if l.renewTimer != nil {
 		l.renewTimer.Stop()
+	}
+	if l.watch != nil {
+		l.watch.Stop()
 	}
 	close(l.done)
 	for id, f := range l.watchers {

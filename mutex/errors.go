@@ -21,6 +21,8 @@ var (
 	// ErrNotReplicated: fewer replicas than WithReplicas asks for
 	// acknowledged the acquisition in time; it was undone.
 	ErrNotReplicated = errors.New("mutex: not acknowledged by enough replicas")
+	// ErrNotHeld: Revoke found no hold with the token. It is lease.ErrNotHeld.
+	ErrNotHeld = lease.ErrNotHeld
 )
 
 // LockedError reports a lock held by another owner: errors.As finds it in

@@ -62,6 +62,8 @@ var knownScripts = map[string]*redis.Script{
 	"prolong": scripts.Prolong, // called by its mode: renew, extend, refresh
 	"inspect": scripts.Inspect,
 	"handoff": scripts.Handoff,
+	"revoke":  scripts.Revoke,
+	"status":  scripts.Status,
 }
 
 // scriptOf returns the name of the script cmd runs (EVALSHA by its hash, EVAL

@@ -25,8 +25,11 @@ package core
 //     returns the first run's fences (it checks every key before writing
 //     any); handoff finds its handoff token and returns the first run's
 //     fence; release and inspect are idempotent; prolong's renew never
-//     shortens, and its extend and refresh apply once per generation. Each
-//     .lua file's header says what a second run does.
+//     shortens, and its extend and refresh apply once per generation; an
+//     operator's revoke deletes only holds with its token, and a second
+//     run finds none (the first run's tombstone tells it they were
+//     revoked) and publishes nothing; status is read-only. Each .lua
+//     file's header says what a second run does.
 //
 //  3. Local state moves only on replies and assumes the worst meanwhile.
 //     Validity counts from when a request was first SENT (a retry only runs

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redlease/redlease/internal/revoke"
 )
 
 // Spec is a lock's resolved configuration: the groups in acquisition order,
@@ -19,11 +21,13 @@ type Spec struct {
 	Client redis.UniversalClient
 	Groups []Group
 	Hold   Hold // nil for lock keys; set for a hold of another shape (see Hold)
+
+	RevokeChannel string // where revocations of s's holds are announced (see internal/revoke)
 }
 
 // NewSpec resolves a lock: c for groups through client, on behalf of op.
 func NewSpec(op string, errs Errors, client redis.UniversalClient, c Config, groups []Group) *Spec {
-	return &Spec{Config: c, Op: op, Errors: errs, Client: client, Groups: groups}
+	return &Spec{Config: c, Op: op, Errors: errs, Client: client, Groups: groups, RevokeChannel: revoke.Channel(c.Prefix)}
 }
 
 // Names returns the lock names of s in acquisition order.

@@ -42,6 +42,18 @@ var (
 	rwProlongSrc string
 	//go:embed rw_inspect.lua
 	rwInspectSrc string
+	//go:embed status.lua
+	statusSrc string
+	//go:embed revoke.lua
+	revokeSrc string
+	//go:embed sem_status.lua
+	semStatusSrc string
+	//go:embed sem_revoke.lua
+	semRevokeSrc string
+	//go:embed rw_status.lua
+	rwStatusSrc string
+	//go:embed rw_revoke.lua
+	rwRevokeSrc string
 )
 
 // The scripts; see each .lua file's header for KEYS, ARGV and the reply.
@@ -52,16 +64,24 @@ var (
 	Inspect = redis.NewScript(inspectSrc)
 	Handoff = redis.NewScript(handoffSrc)
 
+	// An operator's view of a lock and its revocation (see internal/revoke).
+	Status = redis.NewScript(statusSrc)
+	Revoke = redis.NewScript(revokeSrc)
+
 	// A semaphore's scripts: one hash per name, one field per hold.
 	SemAcquire   = redis.NewScript(semAcquireSrc)
 	SemRelease   = redis.NewScript(semReleaseSrc)
 	SemProlong   = redis.NewScript(semProlongSrc)
 	SemInspect   = redis.NewScript(semInspectSrc)
 	SemAvailable = redis.NewScript(semAvailableSrc)
+	SemStatus    = redis.NewScript(semStatusSrc)
+	SemRevoke    = redis.NewScript(semRevokeSrc)
 
 	// A read-write lock's scripts: one hash per name, one field per hold.
 	RWAcquire = redis.NewScript(rwAcquireSrc)
 	RWRelease = redis.NewScript(rwReleaseSrc)
 	RWProlong = redis.NewScript(rwProlongSrc)
 	RWInspect = redis.NewScript(rwInspectSrc)
+	RWStatus  = redis.NewScript(rwStatusSrc)
+	RWRevoke  = redis.NewScript(rwRevokeSrc)
 )

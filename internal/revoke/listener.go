@@ -1,0 +1,418 @@
+package revoke
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Linger is how long a listener stays subscribed after its last watch ended:
+// a process that takes and releases locks in a loop keeps one subscription.
+const Linger = 200 * time.Millisecond
+
+// checkTimeout bounds one tombstone check and the first SUBSCRIBE; a check
+// that fails is retried every checkRetry while the subscription lives.
+const (
+	checkTimeout = 2 * time.Second
+	checkRetry   = 500 * time.Millisecond
+)
+
+// rememberFor and rememberMax bound the notices kept for holds that no watch
+// names (yet): revocations are operator actions, so a few suffice.
+const (
+	rememberFor = time.Minute
+	rememberMax = 256
+)
+
+// The registry: one listener per redis client and channel in this process,
+// created by the first Watch and forgotten by drop once Linger passed
+// without watches.
+var (
+	registryMu sync.Mutex
+	registry   = map[listenerKey]*listener{}
+)
+
+type listenerKey struct {
+	client  redis.UniversalClient
+	channel string
+}
+
+// A listener owns run, the goroutine that holds the subscription; drop
+// signals it (quit, closing the PubSub) and waits for done.
+type listener struct {
+	key    listenerKey
+	quit   chan struct{} // closed by drop
+	ctx    context.Context
+	cancel context.CancelFunc // called by drop: aborts run's requests in flight
+	done   chan struct{}      // closed when run returned
+
+	mu       sync.Mutex
+	watches  map[Hold][]*Watcher
+	n        int         // watches not stopped
+	live     bool        // subscription confirmed and no failure seen since
+	failed   bool        // a failure since the last confirmation: any watch may have missed a notice
+	pending  bool        // a tombstone check is due
+	idle     *time.Timer // runs drop; armed while n == 0 (idleSet)
+	idleSet  bool
+	ps       *redis.PubSub
+	stopping bool
+	recent   map[Hold]time.Time // notices that named no watch
+	order    []noticed
+}
+
+type noticed struct {
+	h  Hold
+	at time.Time
+}
+
+// Target is told when one of its holds was revoked: Revoked(i) for
+// holds[i] of its Watch call.
+type Target interface {
+	Revoked(i int)
+}
+
+// Watcher is one lease's registration: its holds and whom to tell when one is
+// revoked.
+type Watcher struct {
+	l       *listener
+	holds   []Hold
+	target  Target
+	covered bool // a notice for it cannot have been missed (see confirmed)
+	check   bool // in the next tombstone check
+	fired   bool // revoked was called, or Watch reported it
+	stopped bool
+}
+
+// Watch starts watching holds for revocation notices on channel, received
+// through client. target.Revoked(i) is called at most once, when holds[i] is
+// found revoked, from the listener's goroutine and without any lock of this
+// package held; it must not block. If a notice for one of the holds arrived
+// before the call, Watch returns its index as already (Revoked is then never
+// called); otherwise already is -1. Watch never sends anything
+// itself: the first watch of a client and channel starts their subscription
+// in the background. The caller must call Stop when it no longer needs the
+// watch.
+func Watch(client redis.UniversalClient, channel string, holds []Hold, target Target) (w *Watcher, already int) {
+	k := listenerKey{client, channel}
+	registryMu.Lock()
+	l := registry[k]
+	if l == nil {
+		l = &listener{key: k, quit: make(chan struct{}), done: make(chan struct{}), watches: map[Hold][]*Watcher{}}
+		l.ctx, l.cancel = context.WithCancel(context.Background())
+		registry[k] = l
+		go l.run()
+	}
+	l.mu.Lock() // before registryMu is released, so drop cannot forget l in between
+	registryMu.Unlock()
+	defer l.mu.Unlock()
+	if l.idleSet {
+		l.idle.Stop() // a drop already under way sees n > 0 and returns
+		l.idleSet = false
+	}
+	w = &Watcher{l: l, holds: holds, target: target, covered: l.live}
+	l.n++
+	already = -1
+	for i, h := range holds {
+		l.watches[h] = append(l.watches[h], w)
+		if _, ok := l.recent[h]; ok && already < 0 {
+			already = i
+			w.fired = true
+		}
+	}
+	return w, already
+}
+
+// Stop ends the watch; the subscription closes Linger after the last one.
+// Stop is idempotent and never waits for the network.
+func (w *Watcher) Stop() {
+	l := w.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if w.stopped {
+		return
+	}
+	w.stopped = true
+	for _, h := range w.holds {
+		list := l.watches[h]
+		for i, x := range list {
+			if x == w {
+				list = append(list[:i:i], list[i+1:]...)
+				break
+			}
+		}
+		if len(list) == 0 {
+			delete(l.watches, h)
+		} else {
+			l.watches[h] = list
+		}
+	}
+	l.n--
+	if l.n == 0 && !l.idleSet {
+		if l.idle == nil {
+			l.idle = time.AfterFunc(Linger, l.drop)
+		} else {
+			l.idle.Reset(Linger)
+		}
+		l.idleSet = true
+	}
+}
+
+// drop closes a listener that stayed without watches for Linger.
+func (l *listener) drop() {
+	registryMu.Lock()
+	l.mu.Lock()
+	if l.n > 0 || registry[l.key] != l {
+		l.mu.Unlock()
+		registryMu.Unlock()
+		return
+	}
+	delete(registry, l.key)
+	l.stopping = true
+	l.idleSet = false
+	ps := l.ps
+	l.mu.Unlock()
+	registryMu.Unlock()
+	close(l.quit)
+	l.cancel()
+	if ps != nil {
+		_ = ps.Close() // ends a Receive in progress
+	}
+	<-l.done
+}
+
+// run subscribes and reads notices until drop. go-redis reconnects and
+// resubscribes on the Receive after a failure; each confirmation that
+// follows triggers a tombstone check of the watches that may have missed a
+// notice meanwhile.
+func (l *listener) run() {
+	defer close(l.done)
+	ps := l.key.client.Subscribe(context.Background()) // no channel: sends nothing
+	l.mu.Lock()
+	if l.stopping {
+		l.mu.Unlock()
+		_ = ps.Close()
+		return
+	}
+	l.ps = ps
+	l.mu.Unlock()
+	ctx, cancel := context.WithTimeout(l.ctx, checkTimeout)
+	_ = ps.Subscribe(ctx, l.key.channel) // on failure the next Receive retries
+	cancel()
+
+	pause := 10 * time.Millisecond
+	for {
+		var msg any
+		var err error
+		if l.checkDue() {
+			msg, err = ps.ReceiveTimeout(context.Background(), checkRetry)
+		} else {
+			msg, err = ps.Receive(context.Background())
+		}
+		if l.quitting() {
+			return
+		}
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && l.checkDue() {
+				l.check()
+				continue
+			}
+			l.lost()
+			t := time.NewTimer(pause)
+			select {
+			case <-l.quit:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			if pause < time.Second {
+				pause *= 2
+			}
+			continue
+		}
+		pause = 10 * time.Millisecond
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" && m.Channel == l.key.channel {
+				l.confirmed()
+				l.check()
+			}
+		case *redis.Message:
+			l.deliver(m.Payload)
+		}
+	}
+}
+
+func (l *listener) quitting() bool {
+	select {
+	case <-l.quit:
+		return true
+	default:
+		return false
+	}
+}
+
+func (l *listener) checkDue() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.pending
+}
+
+// lost records a failure of the subscription: notices may be missed until
+// it is confirmed again.
+func (l *listener) lost() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.live, l.failed = false, true
+}
+
+// confirmed records a (re)confirmed subscription and marks for a tombstone
+// check every watch that may have missed a notice: those that started before
+// the subscription was live, and after a failure all of them.
+func (l *listener) confirmed() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, list := range l.watches {
+		for _, w := range list {
+			if l.failed || !w.covered {
+				w.check = true
+				l.pending = true
+			}
+		}
+	}
+	l.live, l.failed = true, false
+}
+
+// check reads the tombstones of the watches marked by confirmed (GETs in one
+// pipeline, read-only) and reports those that were revoked. Watches whose
+// read failed stay marked and are checked again after checkRetry.
+func (l *listener) check() {
+	l.mu.Lock()
+	var ws []*Watcher
+	seen := map[*Watcher]bool{}
+	for _, list := range l.watches {
+		for _, w := range list {
+			if w.check && !seen[w] {
+				seen[w] = true
+				ws = append(ws, w)
+			}
+		}
+	}
+	if len(ws) == 0 {
+		l.pending = false
+	}
+	l.mu.Unlock()
+	if len(ws) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(l.ctx, checkTimeout)
+	defer cancel()
+	pipe := l.key.client.Pipeline()
+	cmds := make([][]*redis.StringCmd, len(ws))
+	for j, w := range ws {
+		for _, h := range w.holds {
+			cmds[j] = append(cmds[j], pipe.Get(ctx, Tombstone(h.Key, h.Token)))
+		}
+	}
+	_, _ = pipe.Exec(ctx) // each command's error is read below (redis.Nil: no tombstone)
+
+	type call struct {
+		t Target
+		i int
+	}
+	var fire []call
+	l.mu.Lock()
+	l.pending = false
+	for j, w := range ws {
+		failed, hit := false, -1
+		for i, cmd := range cmds[j] {
+			v, err := cmd.Result()
+			switch {
+			case err == redis.Nil:
+			case err != nil:
+				failed = true
+			case v == strconv.FormatInt(w.holds[i].Fence, 10) && hit < 0:
+				hit = i
+			}
+		}
+		if hit >= 0 && !w.fired && !w.stopped {
+			w.fired = true
+			fire = append(fire, call{w.target, hit})
+		}
+		if failed && hit < 0 {
+			l.pending = true
+			continue
+		}
+		w.check, w.covered = false, true
+	}
+	l.mu.Unlock()
+	for _, c := range fire {
+		c.t.Revoked(c.i)
+	}
+}
+
+// deliver handles a notice: the watch of the hold it names is told, or the
+// notice is remembered for a watch that starts soon (its acquisition's reply
+// may still be on its way).
+func (l *listener) deliver(payload string) {
+	h, ok := parse(payload)
+	if !ok {
+		return
+	}
+	type call struct {
+		t Target
+		i int
+	}
+	var fire []call
+	l.mu.Lock()
+	list := l.watches[h]
+	for _, w := range list {
+		if w.fired || w.stopped {
+			continue
+		}
+		w.fired = true
+		for i, x := range w.holds {
+			if x == h {
+				fire = append(fire, call{w.target, i})
+				break
+			}
+		}
+	}
+	if len(list) == 0 {
+		l.remember(h)
+	}
+	l.mu.Unlock()
+	for _, c := range fire {
+		c.t.Revoked(c.i)
+	}
+}
+
+// remember records a notice that named no watch. l.mu must be held.
+func (l *listener) remember(h Hold) {
+	now := time.Now()
+	for len(l.order) > 0 && (len(l.order) >= rememberMax || now.Sub(l.order[0].at) > rememberFor) {
+		e := l.order[0]
+		if at, ok := l.recent[e.h]; ok && at.Equal(e.at) {
+			delete(l.recent, e.h)
+		}
+		l.order = l.order[1:]
+	}
+	if l.recent == nil {
+		l.recent = map[Hold]time.Time{}
+	}
+	l.recent[h] = now
+	l.order = append(l.order, noticed{h, now})
+}
+
+// Listening reports whether this process has a listener for client and
+// channel (for tests).
+func Listening(client redis.UniversalClient, channel string) bool {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	return registry[listenerKey{client, channel}] != nil
+}

@@ -196,6 +196,9 @@ func (l *Lease) loseLocked(err error) {
 		l.renewTimer.Stop()
 	}
 	close(l.done)
+	if err != ErrReleased {
+		l.reportLost(err)
+	}
 	for id, f := range l.watchers {
 		f(err) // cancels a context: never calls back into l synchronously
 		delete(l.watchers, id)

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redlease/redlease/observe"
 )
 
 // Spec is a lock's resolved configuration: the groups in acquisition order,
@@ -19,11 +21,18 @@ type Spec struct {
 	Client redis.UniversalClient
 	Groups []Group
 	Hold   Hold // nil for lock keys; set for a hold of another shape (see Hold)
+	Kind   observe.Kind
+	Probe  observe.Probe // nil: nothing is observed (see observe.go)
 }
 
-// NewSpec resolves a lock: c for groups through client, on behalf of op.
-func NewSpec(op string, errs Errors, client redis.UniversalClient, c Config, groups []Group) *Spec {
-	return &Spec{Config: c, Op: op, Errors: errs, Client: client, Groups: groups}
+// NewSpec resolves a lock of kind: c for groups through client, on behalf of
+// op. It asks c's observer, if any, for the lock's probe.
+func NewSpec(op string, kind observe.Kind, errs Errors, client redis.UniversalClient, c Config, groups []Group) *Spec {
+	s := &Spec{Config: c, Op: op, Errors: errs, Client: client, Groups: groups, Kind: kind}
+	if c.Observer != nil {
+		s.Probe = c.Observer.Probe(kind, strings.Join(s.Names(), ","))
+	}
+	return s
 }
 
 // Names returns the lock names of s in acquisition order.

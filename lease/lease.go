@@ -195,10 +195,10 @@ func (l *Lease) loseLocked(err error) {
 	if l.renewTimer != nil {
 		l.renewTimer.Stop()
 	}
-	close(l.done)
 	if err != ErrReleased {
-		l.reportLost(err)
+		l.reportLost(err) // before Lost closes: whoever sees it closed sees the report
 	}
+	close(l.done)
 	for id, f := range l.watchers {
 		f(err) // cancels a context: never calls back into l synchronously
 		delete(l.watchers, id)

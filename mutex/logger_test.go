@@ -102,6 +102,11 @@ func TestLoggerRenewalFailed(t *testing.T) {
 	}
 	waitLost(t, l)
 	l.Release(ctx)
+	// The renewal logs its failure after the loss it caused.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(buf.records(t)) < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	var renew, lost int
 	for _, r := range buf.records(t) {
 		switch r["msg"] {

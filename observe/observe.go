@@ -125,12 +125,14 @@ type Probe interface {
 	// script call. It is also reported as Acquired by LockEnd.
 	HandedOff()
 
-	// Released is called when Release ends a lease that was held, with the
+	// Released is called, before Release returns, when Release ends a
+	// lease that was held, with the
 	// error Release returns: nil, one wrapping lease.ErrNotHeld (the hold
 	// was already gone in Redis), or a Redis error (the hold then expires
 	// with its TTL).
 	Released(err error)
-	// Lost is called when a lease ends without Release.
+	// Lost is called when a lease ends without Release, before its Lost
+	// channel closes.
 	Lost(reason Reason)
 	// RenewFailed is called for each failed renewal attempt of a lease
 	// with auto-renewal; the renewer retries until the lease's deadline. A

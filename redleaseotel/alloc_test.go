@@ -120,3 +120,29 @@ func BenchmarkTryLockRelease(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLockRelease: uncontended Lock+Release; a Lock makes a span, so
+// with an observer it allocates the span and its context (with the global
+// or no-op TracerProvider) or a recording span (with the SDK).
+func BenchmarkLockRelease(b *testing.B) {
+	c := redistest.Start(b).Client(b)
+	ctx := context.Background()
+	bigFences(b, c)
+	for _, o := range observers(b) {
+		b.Run(o.name, func(b *testing.B) {
+			m := newMutex(b, c, fmt.Sprintf("bench-lock-%s", o.name), o.opts)
+			tryLockRelease(b, ctx, m)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				l, err := m.Lock(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := l.Release(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

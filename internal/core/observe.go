@@ -47,15 +47,15 @@ func (s *Spec) TryEnd(ctx context.Context, start time.Time, err, busy error) {
 	s.Probe.Tried(time.Since(start), outcome(ctx, err, busy), err)
 }
 
-// WaiterJoined and WaiterLeft report a blocking acquisition joining and
-// leaving this process's queue for the lock.
+// WaiterJoined reports a blocking acquisition joining this process's queue
+// for the lock.
 func (s *Spec) WaiterJoined() {
 	if s.Probe != nil {
 		s.Probe.WaiterJoined()
 	}
 }
 
-// WaiterLeft: see WaiterJoined.
+// WaiterLeft reports it leaving the queue.
 func (s *Spec) WaiterLeft() {
 	if s.Probe != nil {
 		s.Probe.WaiterLeft()

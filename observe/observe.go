@@ -108,7 +108,8 @@ type Probe interface {
 	// is handed to LockEnd; return ctx itself to add nothing.
 	LockStart(ctx context.Context) context.Context
 	// LockEnd is called when that acquisition returns, after waiting for
-	// wait, with its outcome and error (nil when Acquired).
+	// wait, with the context LockStart returned, its outcome and its error
+	// (nil when Acquired).
 	LockEnd(ctx context.Context, wait time.Duration, outcome Outcome, err error)
 	// Tried is called when a single attempt (TryLock, TryRLock,
 	// TryAcquire) returns after d, with its outcome and error.
@@ -126,10 +127,10 @@ type Probe interface {
 	HandedOff()
 
 	// Released is called, before Release returns, when Release ends a
-	// lease that was held, with the
-	// error Release returns: nil, one wrapping lease.ErrNotHeld (the hold
-	// was already gone in Redis), or a Redis error (the hold then expires
-	// with its TTL).
+	// lease that was held, with the error Release returns: nil, one
+	// wrapping lease.ErrNotHeld (the hold was already gone in Redis), or a
+	// Redis error (the hold then expires with its TTL). A Release of a
+	// lease already lost reports nothing.
 	Released(err error)
 	// Lost is called when a lease ends without Release, before its Lost
 	// channel closes.

@@ -55,9 +55,9 @@ func New(client redis.UniversalClient, name string, opts ...mutex.Option) (*RWMu
 		return fail(err)
 	}
 	cfg, k, g, fence := hl.Config, hl.Key, hl.Group, hl.Fence
-	mk := func(kind, mode string, ok observe.Kind) side {
+	mk := func(kind, mode string, obsKind observe.Kind) side {
 		h := &hold{client: client, key: k.Lock, keys: []string{k.Lock}, wake: k.Wake, kind: kind}
-		spec := core.NewSpec("rwmutex", ok, publicErrors{}, client, cfg, []core.Group{g})
+		spec := core.NewSpec("rwmutex", obsKind, publicErrors{}, client, cfg, []core.Group{g})
 		spec.Hold = h
 		if kind == "w" {
 			spec.Hold = writeHold{h}
@@ -111,12 +111,13 @@ func (m *RWMutex) tryOnce(ctx context.Context, op string, s *side) (*lease.Lease
 		return nil, fmt.Errorf("rwmutex: %s %q: %w: context is nil", op, m.name, ErrInvalid)
 	}
 	start := s.spec.TryStart()
-	l, err := m.tryObserved(ctx, op, s)
+	l, err := m.doTryOnce(ctx, op, s)
 	s.spec.TryEnd(ctx, start, err, ErrLocked)
 	return l, err
 }
 
-func (m *RWMutex) tryObserved(ctx context.Context, op string, s *side) (*lease.Lease, error) {
+// doTryOnce is tryOnce after the nil check, observed by its caller.
+func (m *RWMutex) doTryOnce(ctx context.Context, op string, s *side) (*lease.Lease, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("rwmutex: %s %q: %w", op, m.name, err)
 	}
@@ -136,12 +137,13 @@ func (m *RWMutex) wait(ctx context.Context, op string, s *side) (*lease.Lease, e
 		return nil, fmt.Errorf("rwmutex: %s %q: %w: context is nil", op, m.name, ErrInvalid)
 	}
 	ctx, start := s.spec.LockStart(ctx)
-	l, err := m.waitObserved(ctx, op, s)
+	l, err := m.doWait(ctx, op, s)
 	s.spec.LockEnd(ctx, start, err, ErrLocked)
 	return l, err
 }
 
-func (m *RWMutex) waitObserved(ctx context.Context, op string, s *side) (l *lease.Lease, err error) {
+// doWait is wait after the nil check, observed by its caller.
+func (m *RWMutex) doWait(ctx context.Context, op string, s *side) (l *lease.Lease, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("rwmutex: %s %q: %w", op, m.name, err)
 	}

@@ -92,6 +92,7 @@ func (s *Semaphore) TryAcquire(ctx context.Context, n int64) (*lease.Lease, erro
 	return l, err
 }
 
+// tryAcquire is TryAcquire after the argument checks, observed by its caller.
 func (s *Semaphore) tryAcquire(ctx context.Context, n int64) (*lease.Lease, error) {
 	if wake.Queued(s.spec.Client, s.hold.wake) {
 		free, err := s.Available(ctx)
@@ -133,6 +134,7 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (*lease.Lease, error) 
 	return l, err
 }
 
+// acquire is Acquire after the argument checks, observed by its caller.
 func (s *Semaphore) acquire(ctx context.Context, n int64) (*lease.Lease, error) {
 	var last error
 	if !wake.Queued(s.spec.Client, s.hold.wake) {

@@ -6,9 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/redlease/redlease/internal/faultproxy"
 	"github.com/redlease/redlease/internal/redistest"
 	"github.com/redlease/redlease/lease"
 	"github.com/redlease/redlease/multilock"
@@ -314,4 +316,51 @@ func TestNewNilOption(t *testing.T) {
 	if _, err := redleaseotel.New(nil); !errors.Is(err, lease.ErrInvalid) {
 		t.Fatalf("New(nil): %v, want ErrInvalid", err)
 	}
+}
+
+// TestRenewalFailureRecovered: renewals that time out while Redis's replies
+// are held back count as failures with error.type timeout; once replies flow
+// again a renewal succeeds and the lease is never lost.
+func TestRenewalFailureRecovered(t *testing.T) {
+	s := newSDK(t)
+	srv := redistest.Start(t)
+	p, err := faultproxy.New(srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c := redis.NewClient(&redis.Options{Addr: p.Addr(), ReadTimeout: 100 * time.Millisecond, MaxRetries: -1})
+	defer c.Close()
+	ctx := context.Background()
+	const name = "otel-recovered"
+	m, _ := mutex.New(c, name, mutex.WithObserver(s.obs), mutex.WithTTL(5*time.Second), mutex.WithRenewInterval(100*time.Millisecond))
+	l, err := m.TryLock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Blackhole(faultproxy.Downstream)
+	timeout := attrs{redleaseotel.AttrName: name, redleaseotel.AttrErrorType: "timeout"}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.sum(redleaseotel.MetricRenewalFailures, timeout) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no renewal failure with error.type timeout within 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	p.Restore()
+	// A renewal succeeds again: the deadline moves past where it stood.
+	valid := l.ValidUntil()
+	deadline = time.Now().Add(5 * time.Second)
+	for !l.ValidUntil().After(valid) {
+		if time.Now().After(deadline) || l.Err() != nil {
+			t.Fatalf("no successful renewal within 5s of restoring replies (lease err %v)", l.Err())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.wantSum(redleaseotel.MetricLeaseLosses, attrs{}, 0)
+	s.wantSum(redleaseotel.MetricReleases, attrs{redleaseotel.AttrName: name, redleaseotel.AttrErrorType: ""}, 1)
+	s.wantSum(redleaseotel.MetricLeaseActive, attrs{}, 0)
 }

@@ -12,24 +12,30 @@ demo:
 
 ## test: vet plus every test with the race detector against real redis-server
 ## processes the tests start themselves (skipped loudly without redis-server
-## unless REDLEASE_REQUIRE_REDIS=1), plus a short run of each fuzz target.
+## unless REDLEASE_REQUIRE_REDIS=1) — the redleaseotel module's too — plus a
+## short run of each fuzz target.
 test: vet
 	$(GO) test -race -count=1 -timeout 30m ./...
+	cd redleaseotel && $(GO) test -race -count=1 -timeout 10m ./...
 	$(MAKE) fuzz FUZZTIME=50000x
 
+## vet: go vet on the main module and on redleaseotel (its own module).
 vet:
 	$(GO) vet ./...
+	cd redleaseotel && $(GO) vet ./...
 
 ## lint: golangci-lint v2 with .golangci.yml (govet, staticcheck, errcheck,
-## revive, ...); installs the pinned version into $(go env GOPATH)/bin if
+## revive, ...) on both modules; installs the pinned version into $(go env GOPATH)/bin if
 ## missing.
 GOLANGCI_LINT_VERSION ?= v2.15.0
 lint:
 	@command -v golangci-lint >/dev/null 2>&1 || [ -x "$$($(GO) env GOPATH)/bin/golangci-lint" ] || $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	PATH="$$($(GO) env GOPATH)/bin:$$PATH" golangci-lint run ./...
+	cd redleaseotel && PATH="$$($(GO) env GOPATH)/bin:$$PATH" golangci-lint run ./...
 
 test-short:
 	$(GO) test -race -short -count=1 ./...
+	cd redleaseotel && $(GO) test -race -short -count=1 ./...
 
 ## test-faults: the fault-injection scenarios (build tag "faults"), without
 ## the race detector: they measure timing (how late Lost closes), and the race

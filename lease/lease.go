@@ -236,6 +236,9 @@ func (l *Lease) loseLocked(err error) {
 	if l.watch != nil {
 		l.watch.Stop()
 	}
+	if err != ErrReleased {
+		l.reportLost(err) // before Lost closes: whoever sees it closed sees the report
+	}
 	close(l.done)
 	for id, f := range l.watchers {
 		f(err) // cancels a context: never calls back into l synchronously

@@ -48,6 +48,13 @@ func (l *Lease) Release(ctx context.Context) error {
 	if prev != nil {
 		return fmt.Errorf("lease %s: release: %w", l.label(), prev)
 	}
+	err := l.release(ctx)
+	l.reportReleased(err)
+	return err
+}
+
+// release deletes the hold(s) of a lease that was held until Release.
+func (l *Lease) release(ctx context.Context) error {
 	if h := l.spec.Hold; h != nil {
 		held, err := h.Release(ctx, l.token, l.fences[0])
 		if err != nil {

@@ -30,7 +30,11 @@ func (l *Lease) renewRound() {
 		ctx, cancel := context.WithDeadline(base, l.ValidUntil())
 		err := l.prolongAll(ctx, prolongOp{name: "renew", ms: l.spec.TTL.Milliseconds()})
 		cancel()
-		if err == nil || l.Err() != nil {
+		lerr := l.Err()
+		if err != nil && lerr != ErrReleased {
+			l.reportRenewFailed(err)
+		}
+		if err == nil || lerr != nil {
 			break
 		}
 		d := b.NextBackOff()

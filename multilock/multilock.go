@@ -26,6 +26,7 @@ import (
 	"github.com/redlease/redlease/internal/keys"
 	"github.com/redlease/redlease/lease"
 	"github.com/redlease/redlease/mutex"
+	"github.com/redlease/redlease/observe"
 )
 
 // MultiLock is a set of named locks taken together. It is safe for
@@ -72,7 +73,7 @@ func New(client redis.UniversalClient, names []string, opts ...mutex.Option) (*M
 		}
 		groups = append(groups, g)
 	}
-	ml := &MultiLock{spec: core.NewSpec("multilock", lockErrors{}, client, cfg, groups)}
+	ml := &MultiLock{spec: core.NewSpec("multilock", observe.KindMultilock, lockErrors{}, client, cfg, groups)}
 	ml.names = ml.spec.Names()
 	return ml, nil
 }
@@ -116,7 +117,9 @@ func (ml *MultiLock) Lock(ctx context.Context) (*lease.Lease, error) {
 	if ctx == nil {
 		return nil, fmt.Errorf("multilock: lock %s: %w: context is nil", ml.spec.Label(), mutex.ErrInvalid)
 	}
+	ctx, start := ml.spec.LockStart(ctx)
 	g, err := core.Obtain(ctx, ml.spec)
+	ml.spec.LockEnd(ctx, start, err, mutex.ErrLocked)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +133,9 @@ func (ml *MultiLock) TryLock(ctx context.Context) (*lease.Lease, error) {
 	if ctx == nil {
 		return nil, fmt.Errorf("multilock: trylock %s: %w: context is nil", ml.spec.Label(), mutex.ErrInvalid)
 	}
+	start := ml.spec.TryStart()
 	g, err := ml.spec.Try(ctx)
+	ml.spec.TryEnd(ctx, start, err, mutex.ErrLocked)
 	if err != nil {
 		return nil, fmt.Errorf("multilock: trylock %s: %w", ml.spec.Label(), err)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -163,4 +165,31 @@ func ExampleWithToken() {
 	// Output:
 	// token: report-builder@host-1
 	// lock key: 1:0:report-builder@host-1
+}
+
+func ExampleWithLogger() {
+	client, stop := embedded()
+	defer stop()
+	ctx := context.Background()
+
+	// Text records without the time, for a stable output.
+	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+	m, err := mutex.New(client, "nightly-report", mutex.WithLogger(logger), mutex.WithAutoRenew(false), mutex.WithTTL(50*time.Millisecond))
+	if err != nil {
+		panic(err)
+	}
+	l, err := m.TryLock(ctx)
+	if err != nil {
+		panic(err)
+	}
+	<-l.Lost() // auto-renewal is off: the lease expires, and says so
+	// Output:
+	// level=WARN msg="redlease: lease lost" name=nightly-report kind=mutex fence=1 reason=expired err="lease: expired"
 }

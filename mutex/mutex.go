@@ -31,6 +31,7 @@ import (
 	"github.com/redlease/redlease/internal/core"
 	"github.com/redlease/redlease/internal/keys"
 	"github.com/redlease/redlease/lease"
+	"github.com/redlease/redlease/observe"
 )
 
 // Mutex is a named lock in Redis. It holds no state between calls and is
@@ -62,7 +63,7 @@ func New(client redis.UniversalClient, name string, opts ...Option) (*Mutex, err
 	if err != nil {
 		return nil, fmt.Errorf("mutex.New(%q): %w: %v", name, ErrInvalid, err)
 	}
-	return &Mutex{spec: core.NewSpec("mutex", publicErrors{}, client, cfg, []core.Group{g}), name: name}, nil
+	return &Mutex{spec: core.NewSpec("mutex", observe.KindMutex, publicErrors{}, client, cfg, []core.Group{g}), name: name}, nil
 }
 
 // Name returns the lock name.
@@ -80,7 +81,9 @@ func (m *Mutex) Lock(ctx context.Context) (*lease.Lease, error) {
 	if ctx == nil {
 		return nil, fmt.Errorf("mutex: lock %q: %w: context is nil", m.name, ErrInvalid)
 	}
+	ctx, start := m.spec.LockStart(ctx)
 	g, err := core.Obtain(ctx, m.spec)
+	m.spec.LockEnd(ctx, start, err, ErrLocked)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +99,9 @@ func (m *Mutex) TryLock(ctx context.Context) (*lease.Lease, error) {
 	if ctx == nil {
 		return nil, fmt.Errorf("mutex: trylock %q: %w: context is nil", m.name, ErrInvalid)
 	}
+	start := m.spec.TryStart()
 	g, err := m.spec.Try(ctx)
+	m.spec.TryEnd(ctx, start, err, ErrLocked)
 	var le *LockedError
 	if errors.As(err, &le) {
 		return nil, le

@@ -1,11 +1,13 @@
 package mutex
 
 import (
+	"log/slog"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/redlease/redlease/internal/core"
+	"github.com/redlease/redlease/observe"
 )
 
 // Option configures a Mutex (and a multilock.MultiLock). Options are made
@@ -101,4 +103,26 @@ func WithKeyPrefix(prefix string) Option {
 // single Redis has no replicas to wait for (measured cost: see the README).
 func WithReplicas(n int, timeout time.Duration) Option {
 	return optionFunc(func(c *core.Config) { c.Replicas, c.ReplicaTimeout = n, timeout })
+}
+
+// WithObserver reports the lock's events — acquisitions with their wait,
+// releases, leases lost, failed renewals, handoffs, waiters — to o, which is
+// asked once, in the constructor, for the lock's observe.Probe. It works for
+// every lock that takes a mutex.Option (mutex, multilock, semaphore,
+// rwmutex). github.com/redlease/redlease/redleaseotel implements it with
+// OpenTelemetry metrics and traces. A nil o observes nothing. The default
+// is none: each event then costs one nil check.
+func WithObserver(o observe.Observer) Option {
+	return optionFunc(func(c *core.Config) { c.Observer = o })
+}
+
+// WithLogger logs the events an operator needs to l: a lease lost (Warn,
+// with the lock name, its fence and the reason), a failed renewal attempt
+// (Warn, with the name, fence and error) and a revoked lease (Info, with
+// the name and token). Records are written from the lease's timer and
+// renewal goroutines, sometimes with its internal mutex held: the handler
+// must not block for long. A nil l logs nothing. The default is none:
+// nothing is logged.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *core.Config) { c.Logger = l })
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/redlease/redlease/internal/wake"
 	"github.com/redlease/redlease/lease"
 	"github.com/redlease/redlease/mutex"
+	"github.com/redlease/redlease/observe"
 )
 
 // cleanupTimeout bounds the release of an acquisition whose reply was lost
@@ -54,16 +55,16 @@ func New(client redis.UniversalClient, name string, opts ...mutex.Option) (*RWMu
 		return fail(err)
 	}
 	cfg, k, g, fence := hl.Config, hl.Key, hl.Group, hl.Fence
-	mk := func(kind, mode string) side {
+	mk := func(kind, mode string, obsKind observe.Kind) side {
 		h := &hold{client: client, key: k.Lock, keys: []string{k.Lock}, wake: k.Wake, kind: kind}
-		spec := core.NewSpec("rwmutex", publicErrors{}, client, cfg, []core.Group{g})
+		spec := core.NewSpec("rwmutex", obsKind, publicErrors{}, client, cfg, []core.Group{g})
 		spec.Hold = h
 		if kind == "w" {
 			spec.Hold = writeHold{h}
 		}
 		return side{spec: spec, hold: h, mode: mode}
 	}
-	return &RWMutex{read: mk("r", "read"), write: mk("w", "write"), name: name, acqKeys: []string{k.Lock, fence}}, nil
+	return &RWMutex{read: mk("r", "read", observe.KindRWMutexRead), write: mk("w", "write", observe.KindRWMutexWrite), name: name, acqKeys: []string{k.Lock, fence}}, nil
 }
 
 // Name returns the lock's name.
@@ -109,6 +110,14 @@ func (m *RWMutex) tryOnce(ctx context.Context, op string, s *side) (*lease.Lease
 	if ctx == nil {
 		return nil, fmt.Errorf("rwmutex: %s %q: %w: context is nil", op, m.name, ErrInvalid)
 	}
+	start := s.spec.TryStart()
+	l, err := m.doTryOnce(ctx, op, s)
+	s.spec.TryEnd(ctx, start, err, ErrLocked)
+	return l, err
+}
+
+// doTryOnce is tryOnce after the nil check, observed by its caller.
+func (m *RWMutex) doTryOnce(ctx context.Context, op string, s *side) (*lease.Lease, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("rwmutex: %s %q: %w", op, m.name, err)
 	}
@@ -123,10 +132,18 @@ func (m *RWMutex) tryOnce(ctx context.Context, op string, s *side) (*lease.Lease
 	return lease.New(g), nil
 }
 
-func (m *RWMutex) wait(ctx context.Context, op string, s *side) (l *lease.Lease, err error) {
+func (m *RWMutex) wait(ctx context.Context, op string, s *side) (*lease.Lease, error) {
 	if ctx == nil {
 		return nil, fmt.Errorf("rwmutex: %s %q: %w: context is nil", op, m.name, ErrInvalid)
 	}
+	ctx, start := s.spec.LockStart(ctx)
+	l, err := m.doWait(ctx, op, s)
+	s.spec.LockEnd(ctx, start, err, ErrLocked)
+	return l, err
+}
+
+// doWait is wait after the nil check, observed by its caller.
+func (m *RWMutex) doWait(ctx context.Context, op string, s *side) (l *lease.Lease, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("rwmutex: %s %q: %w", op, m.name, err)
 	}
@@ -154,6 +171,8 @@ func (m *RWMutex) wait(ctx context.Context, op string, s *side) (l *lease.Lease,
 	}
 	k := s.spec.Groups[0].Keys[0]
 	w := wake.Join(ctx, s.spec.Client, k.Wake, k.Slot)
+	s.spec.WaiterJoined()
+	defer s.spec.WaiterLeft()
 	// A reader leaves as "not acquired" even on success so that the next
 	// waiter tries at once (readers share); a writer that acquired makes the
 	// next one wait for a release.

@@ -14,6 +14,7 @@ import (
 	"github.com/redlease/redlease/internal/wake"
 	"github.com/redlease/redlease/lease"
 	"github.com/redlease/redlease/mutex"
+	"github.com/redlease/redlease/observe"
 )
 
 // cleanupTimeout bounds the release of an acquisition whose reply was lost
@@ -54,7 +55,7 @@ func New(client redis.UniversalClient, name string, limit int64, opts ...mutex.O
 	}
 	cfg, k, g, fence := hl.Config, hl.Key, hl.Group, hl.Fence
 	h := &hold{client: client, key: k.Lock, keys: []string{k.Lock}, wake: k.Wake}
-	spec := core.NewSpec("semaphore", publicErrors{}, client, cfg, []core.Group{g})
+	spec := core.NewSpec("semaphore", observe.KindSemaphore, publicErrors{}, client, cfg, []core.Group{g})
 	spec.Hold = h
 	return &Semaphore{spec: spec, hold: h, name: name, limit: limit, acqKeys: []string{k.Lock, fence}}, nil
 }
@@ -85,6 +86,14 @@ func (s *Semaphore) TryAcquire(ctx context.Context, n int64) (*lease.Lease, erro
 	if err := s.checkN(ctx, "tryacquire", n); err != nil {
 		return nil, err
 	}
+	start := s.spec.TryStart()
+	l, err := s.tryAcquire(ctx, n)
+	s.spec.TryEnd(ctx, start, err, ErrNoPermits)
+	return l, err
+}
+
+// tryAcquire is TryAcquire after the argument checks, observed by its caller.
+func (s *Semaphore) tryAcquire(ctx context.Context, n int64) (*lease.Lease, error) {
 	if wake.Queued(s.spec.Client, s.hold.wake) {
 		free, err := s.Available(ctx)
 		if err != nil {
@@ -119,6 +128,14 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (*lease.Lease, error) 
 	if err := s.checkN(ctx, "acquire", n); err != nil {
 		return nil, err
 	}
+	ctx, start := s.spec.LockStart(ctx)
+	l, err := s.acquire(ctx, n)
+	s.spec.LockEnd(ctx, start, err, ErrNoPermits)
+	return l, err
+}
+
+// acquire is Acquire after the argument checks, observed by its caller.
+func (s *Semaphore) acquire(ctx context.Context, n int64) (*lease.Lease, error) {
 	var last error
 	if !wake.Queued(s.spec.Client, s.hold.wake) {
 		g, err := s.try(ctx, n)
@@ -132,6 +149,8 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (*lease.Lease, error) 
 	}
 	k := s.spec.Groups[0].Keys[0]
 	w := wake.Join(ctx, s.spec.Client, k.Wake, k.Slot)
+	s.spec.WaiterJoined()
+	defer s.spec.WaiterLeft()
 	// Leaving as "not acquired" even on success lets the next waiter try at
 	// once: units may be left for it, unlike a mutex.
 	defer w.Leave(false)

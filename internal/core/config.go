@@ -4,12 +4,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redlease/redlease/internal/keys"
+	"github.com/redlease/redlease/observe"
 )
 
 // Defaults of a lock's configuration (documented on the mutex options).
@@ -34,6 +36,9 @@ type Config struct {
 
 	Replicas       int           // WAIT for this many replicas after each write; 0: don't
 	ReplicaTimeout time.Duration // WAIT's timeout
+
+	Observer observe.Observer // nil: nothing is observed
+	Logger   *slog.Logger     // nil: nothing is logged
 
 	TTLArg any // TTL in ms, boxed once for script calls
 }

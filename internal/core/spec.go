@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redlease/redlease/internal/revoke"
+	"github.com/redlease/redlease/observe"
 )
 
 // Spec is a lock's resolved configuration: the groups in acquisition order,
@@ -21,13 +22,20 @@ type Spec struct {
 	Client redis.UniversalClient
 	Groups []Group
 	Hold   Hold // nil for lock keys; set for a hold of another shape (see Hold)
+	Kind   observe.Kind
+	Probe  observe.Probe // nil: nothing is observed (see observe.go)
 
 	RevokeChannel string // where revocations of s's holds are announced (see internal/revoke)
 }
 
-// NewSpec resolves a lock: c for groups through client, on behalf of op.
-func NewSpec(op string, errs Errors, client redis.UniversalClient, c Config, groups []Group) *Spec {
-	return &Spec{Config: c, Op: op, Errors: errs, Client: client, Groups: groups, RevokeChannel: revoke.Channel(c.Prefix)}
+// NewSpec resolves a lock of kind: c for groups through client, on behalf of
+// op. It asks c's observer, if any, for the lock's probe.
+func NewSpec(op string, kind observe.Kind, errs Errors, client redis.UniversalClient, c Config, groups []Group) *Spec {
+	s := &Spec{Config: c, Op: op, Errors: errs, Client: client, Groups: groups, Kind: kind, RevokeChannel: revoke.Channel(c.Prefix)}
+	if c.Observer != nil {
+		s.Probe = c.Observer.Probe(kind, strings.Join(s.Names(), ","))
+	}
+	return s
 }
 
 // Names returns the lock names of s in acquisition order.

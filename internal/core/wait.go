@@ -54,6 +54,7 @@ func Obtain(ctx context.Context, s *Spec) (Grant, error) {
 	case h := <-w.Granted():
 		if g := s.handed(h); s.accept(ctx, g) {
 			acquired = true
+			s.handedOff()
 			return g, nil
 		}
 	case <-ctx.Done():
@@ -108,6 +109,7 @@ func Obtain(ctx context.Context, s *Spec) (Grant, error) {
 			t.Stop()
 			if g := s.handed(h); s.accept(ctx, g) {
 				acquired = true
+				s.handedOff()
 				return g, nil
 			}
 			b.Reset()
@@ -128,11 +130,13 @@ func (s *Spec) join(ctx context.Context, k keys.Key) *wake.Waiter {
 	if len(s.Groups) == 1 && len(s.Groups[0].Keys) == 1 && s.Replicas == 0 && s.Token == "" {
 		w.SetOffer(&wake.Offer{TTL: s.TTL, Drift: s.Drift})
 	}
+	s.WaiterJoined()
 	return w
 }
 
 // leave leaves w's queue and releases a lock handed to w that it never took.
 func (s *Spec) leave(ctx context.Context, w *wake.Waiter, acquired bool) {
+	s.WaiterLeft()
 	if h := w.Leave(acquired); h != nil {
 		s.cleanup(ctx, s.Groups, h.Token, []int64{h.Fence})
 	}

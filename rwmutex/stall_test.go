@@ -127,7 +127,7 @@ func TestReaderAtHeadPassesTurnToWriterBehind(t *testing.T) {
 
 func waitQueuedN(t *testing.T, c redis.UniversalClient, ch string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for wake.QueueLen(c, ch) < n {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d of %d waiters queued", wake.QueueLen(c, ch), n)

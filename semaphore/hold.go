@@ -31,20 +31,31 @@ func (h *hold) Inspect(ctx context.Context, token string, fence int64) (bool, ti
 	return core.ParseHeld(reply, err)
 }
 
-// Release deletes the field and wakes the local head at once (whatever the
-// reply: the release may have run), ignoring its own pub/sub message.
+// Release deletes the field and wakes, at once, the local waiters that the
+// units left free admit (whatever the reply: the release may have run; the
+// head if the reply is lost), ignoring its own pub/sub message.
 func (h *hold) Release(ctx context.Context, token string, fence int64) (bool, error) {
 	wake.Expect(h.client, h.wake, fence, token)
 	n, err := h.release(ctx, token, fence)
-	wake.Released(h.client, h.wake)
 	return n == 1, err
 }
 
-// release runs the release script; fence 0 matches any fence.
+// release runs the release script (fence 0 matches any fence) and wakes the
+// local waiters it admits.
 func (h *hold) release(ctx context.Context, token string, fence int64) (int64, error) {
 	var f any = fence
 	if fence == 0 {
 		f = ""
 	}
-	return scripts.SemRelease.Run(ctx, h.client, h.keys, token, f, h.wake).Int64()
+	reply, err := scripts.SemRelease.Run(ctx, h.client, h.keys, token, f, h.wake).Result()
+	var v []int64
+	if err == nil {
+		v, err = core.ParseInts(reply, 2)
+	}
+	if err != nil {
+		wake.Released(h.client, h.wake)
+		return 0, err
+	}
+	wake.Observed(h.client, h.wake, wake.SemState(v[1]))
+	return v[0], nil
 }

@@ -92,7 +92,7 @@ func (s *Semaphore) TryAcquire(ctx context.Context, n int64) (*lease.Lease, erro
 		}
 		return nil, &NoPermitsError{Name: s.name, Free: free, retryIn: -1}
 	}
-	g, err := s.try(ctx, n)
+	g, _, err := s.try(ctx, n)
 	var ne *NoPermitsError
 	if errors.As(err, &ne) {
 		return nil, ne
@@ -111,17 +111,18 @@ func (s *Semaphore) TryAcquire(ctx context.Context, n int64) (*lease.Lease, erro
 // and nothing stays held in Redis.
 //
 // A first attempt goes out at once unless waiters of this process already
-// queue for the name; they are served first, in arrival order. Only the head
-// of the queue makes attempts: when a release wakes it, when its predecessor
-// acquired or gave up, or when the backoff elapses (never later than the
-// earliest hold's expiry).
+// queue for the name; they are served first, in arrival order. A release
+// (or an acquisition that leaves units free) wakes the queued waiters that
+// fit, from the head, up to the first that does not. The head also retries
+// when its predecessor gave up, and when the backoff elapses (never later
+// than the earliest hold's expiry).
 func (s *Semaphore) Acquire(ctx context.Context, n int64) (*lease.Lease, error) {
 	if err := s.checkN(ctx, "acquire", n); err != nil {
 		return nil, err
 	}
 	var last error
 	if !wake.Queued(s.spec.Client, s.hold.wake) {
-		g, err := s.try(ctx, n)
+		g, _, err := s.try(ctx, n)
 		if err == nil {
 			return lease.New(g), nil
 		}
@@ -131,19 +132,49 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (*lease.Lease, error) 
 		}
 	}
 	k := s.spec.Groups[0].Keys[0]
-	w := wake.Join(ctx, s.spec.Client, k.Wake, k.Slot)
-	// Leaving as "not acquired" even on success lets the next waiter try at
-	// once: units may be left for it, unlike a mutex.
-	defer w.Leave(false)
-	select {
-	case <-w.Turn():
-	case <-ctx.Done():
-		return nil, s.waitErr(ctx.Err(), last)
-	}
+	w := wake.JoinWeighted(ctx, s.spec.Client, k.Wake, k.Slot, wake.Weight{Kind: wake.KindSem, Units: n, Limit: s.limit})
+	defer w.Leave(false) // a no-op once Tried reported the acquisition
 	b := s.spec.NewBackoff()
 	b.Reset()
+	var sleep time.Duration
+	head := false // w heads the queue: it alone retries on a timer
+	now := false  // attempt without waiting
 	for {
-		g, err := s.try(ctx, n)
+		if !now {
+			turn, timer := w.Turn(), (*time.Timer)(nil)
+			var expired <-chan time.Time
+			if head {
+				turn, timer = nil, time.NewTimer(sleep)
+				expired = timer.C
+			}
+			select {
+			case <-turn:
+				// At the head: at once unless the predecessor just acquired
+				// (then a release, or the fallback timer, must come first).
+				head = true
+				if now = !w.PredecessorAcquired(); !now {
+					if sleep = b.NextBackOff(); sleep == backoff.Stop {
+						return nil, fmt.Errorf("semaphore: acquire %q: backoff gave up: %w", s.name, last)
+					}
+				}
+				continue
+			case <-w.Woken():
+				b.Reset()
+			case <-expired:
+			case <-ctx.Done():
+				if timer != nil {
+					timer.Stop()
+				}
+				return nil, s.waitErr(ctx.Err(), last)
+			}
+			if timer != nil {
+				timer.Stop()
+			}
+		}
+		now = false
+		w.Begin()
+		g, st, err := s.try(ctx, n)
+		w.Tried(st, err == nil)
 		if err == nil {
 			return lease.New(g), nil
 		}
@@ -151,24 +182,13 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (*lease.Lease, error) 
 		if ctx.Err() != nil {
 			return nil, s.waitErr(ctx.Err(), last)
 		}
-		sleep := b.NextBackOff()
-		if sleep == backoff.Stop {
+		if sleep = b.NextBackOff(); sleep == backoff.Stop {
 			return nil, fmt.Errorf("semaphore: acquire %q: backoff gave up: %w", s.name, last)
 		}
 		var ne *NoPermitsError
 		if errors.As(last, &ne) && ne.retryIn >= 0 && ne.retryIn < sleep {
 			sleep = ne.retryIn + time.Millisecond
 		}
-		t := time.NewTimer(sleep)
-		select {
-		case <-w.Woken():
-			b.Reset()
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, s.waitErr(ctx.Err(), last)
-		}
-		t.Stop()
 	}
 }
 
@@ -185,31 +205,33 @@ func (s *Semaphore) Available(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// try makes one attempt under a token made for it alone. A failed call may
-// still have run: its hold is released by that token (any fence), so nothing
-// another request created is touched. A reply that arrives after the validity
-// it would grant is released too (see core.ErrSlowReply).
-func (s *Semaphore) try(ctx context.Context, n int64) (core.Grant, error) {
+// try makes one attempt under a token made for it alone, and returns the
+// state its reply gave (Kind 0 if none). A failed call may still have run:
+// its hold is released by that token (any fence), so nothing another request
+// created is touched. A reply that arrives after the validity it would grant
+// is released too (see core.ErrSlowReply).
+func (s *Semaphore) try(ctx context.Context, n int64) (core.Grant, wake.State, error) {
 	token := core.NewToken()
 	sentAt := time.Now()
 	reply, err := scripts.SemAcquire.Run(ctx, s.spec.Client, s.acqKeys, token, s.spec.TTLArg, n, s.limit).Result()
-	var fence, free, wait int64
+	var fence, free, wait, used int64
 	if err == nil {
-		fence, free, wait, err = parseAcquire(reply)
+		fence, free, wait, used, err = parseAcquire(reply)
 	}
 	if err != nil {
 		s.cleanup(ctx, token, 0)
-		return core.Grant{}, err
+		return core.Grant{}, wake.State{}, err
 	}
+	st := wake.SemState(used)
 	if fence == 0 {
-		return core.Grant{}, &NoPermitsError{Name: s.name, Free: free, retryIn: time.Duration(wait) * time.Millisecond}
+		return core.Grant{}, st, &NoPermitsError{Name: s.name, Free: free, retryIn: time.Duration(wait) * time.Millisecond}
 	}
 	g := core.Grant{Spec: s.spec, Token: token, Fences: []int64{fence}, SentAt: sentAt, PTTL: s.spec.TTL}
 	if !g.Valid() {
 		s.cleanup(ctx, token, fence)
-		return core.Grant{}, fmt.Errorf("%w (TTL %v)", core.ErrSlowReply, s.spec.TTL)
+		return core.Grant{}, wake.State{}, fmt.Errorf("%w (TTL %v)", core.ErrSlowReply, s.spec.TTL)
 	}
-	return g, nil
+	return g, st, nil
 }
 
 // cleanup releases the hold of token (fence 0: any fence), even when ctx is
@@ -217,31 +239,19 @@ func (s *Semaphore) try(ctx context.Context, n int64) (core.Grant, error) {
 func (s *Semaphore) cleanup(ctx context.Context, token string, fence int64) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	if n, _ := s.hold.release(cctx, token, fence); n == 1 {
-		wake.Released(s.spec.Client, s.hold.wake)
-	}
+	_, _ = s.hold.release(cctx, token, fence)
 }
 
-// parseAcquire decodes sem_acquire's reply: {1, fence} gives fence > 0,
-// {0, free, ms} gives fence 0.
-func parseAcquire(reply any) (fence, free, wait int64, err error) {
-	arr, ok := reply.([]any)
-	if ok && len(arr) == 2 {
-		if st, _ := arr[0].(int64); st == 1 {
-			if f, ok := arr[1].(int64); ok && f > 0 {
-				return f, 0, 0, nil
-			}
-		}
+// parseAcquire decodes sem_acquire's reply: {1, fence, used} gives fence >
+// 0, {0, free, ms, used} gives fence 0.
+func parseAcquire(reply any) (fence, free, wait, used int64, err error) {
+	if v, err := core.ParseInts(reply, 3); err == nil && v[0] == 1 && v[1] > 0 && v[2] >= 0 {
+		return v[1], 0, 0, v[2], nil
 	}
-	if ok && len(arr) == 3 {
-		st, ok0 := arr[0].(int64)
-		fr, ok1 := arr[1].(int64)
-		ms, ok2 := arr[2].(int64)
-		if ok0 && ok1 && ok2 && st == 0 && fr >= 0 {
-			return 0, fr, ms, nil
-		}
+	if v, err := core.ParseInts(reply, 4); err == nil && v[0] == 0 && v[1] >= 0 && v[3] >= 0 {
+		return 0, v[1], v[2], v[3], nil
 	}
-	return 0, 0, 0, fmt.Errorf("%w: sem_acquire returned %T %v", core.ErrReply, reply, reply)
+	return 0, 0, 0, 0, fmt.Errorf("%w: sem_acquire returned %T %v", core.ErrReply, reply, reply)
 }
 
 // keep returns the error worth reporting after an attempt failed with err: a

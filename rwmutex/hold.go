@@ -60,16 +60,7 @@ func (h *hold) release(ctx context.Context, token string, fence int64, claim str
 		f = ""
 	}
 	reply, err := scripts.RWRelease.Run(ctx, h.client, h.keys, token, f, h.wake, h.kind, claim).Result()
-	var v []int64
-	if err == nil {
-		v, err = core.ParseInts(reply, 2)
-	}
-	if err != nil {
-		wake.Released(h.client, h.wake)
-		return 0, err
-	}
-	wake.Observed(h.client, h.wake, wake.RWState(v[1]))
-	return v[0], nil
+	return core.ReleaseReply(h.client, h.wake, reply, err, wake.RWState)
 }
 
 // WatchKey is the key Guard WATCHes: every change of a hold changes the hash.

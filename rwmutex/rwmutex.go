@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redlease/redlease/internal/core"
@@ -147,107 +146,48 @@ func (m *RWMutex) wait(ctx context.Context, op string, s *side) (l *lease.Lease,
 			}
 		}()
 	}
-	var last error
-	if !wake.Queued(s.spec.Client, s.hold.wake) {
-		g, _, err := m.try(ctx, s, claim)
-		if err == nil {
-			return lease.New(g), nil
-		}
-		last = err
-		if ctx.Err() != nil {
-			return nil, m.waitErr(op, ctx.Err(), last)
-		}
-	}
-	k := s.spec.Groups[0].Keys[0]
-	join := func() *wake.Waiter {
-		return wake.JoinWeighted(ctx, s.spec.Client, k.Wake, k.Slot, wake.Weight{Kind: s.kind})
-	}
-	w := join()
-	defer func() { w.Leave(false) }() // a no-op once Tried reported the acquisition
-	b := s.spec.NewBackoff()
-	b.Reset()
-	var sleep time.Duration
-	head := false // w heads the queue: it alone retries on a timer
-	now := false  // attempt without waiting
-	for {
-		if !now {
-			turn, timer := w.Turn(), (*time.Timer)(nil)
-			var expired <-chan time.Time
-			if head {
-				turn, timer = nil, time.NewTimer(sleep)
-				expired = timer.C
+	g, last, err := core.HashWait{
+		Client: s.spec.Client,
+		Key:    s.spec.Groups[0].Keys[0],
+		Weight: wake.Weight{Kind: s.kind},
+		// A writer tries on reaching the head even after its predecessor
+		// acquired: the attempt sets its claim, which keeps new readers out
+		// while it waits.
+		Eager: s.mode == "write",
+		Try: func(ctx context.Context) (core.Grant, wake.State, error) {
+			return m.try(ctx, s, claim)
+		},
+		Sleep: func(last error, d time.Duration) time.Duration {
+			var le *LockedError
+			if errors.As(last, &le) && le.PTTL >= 0 && le.PTTL < d {
+				d = le.PTTL + time.Millisecond
 			}
-			select {
-			case <-turn:
-				// At the head: at once unless the predecessor just acquired
-				// (then a release, or the fallback timer, must come first).
-				// A writer tries at once anyway: the attempt sets its claim,
-				// which keeps new readers out while it waits.
-				head = true
-				if now = s.mode == "write" || !w.PredecessorAcquired(); !now {
-					if sleep, err = m.nextSleep(op, b, s, claim, last); err != nil {
-						return nil, err
-					}
-				}
-				continue
-			case <-w.Woken():
-				b.Reset()
-			case <-expired:
-			case <-ctx.Done():
-				if timer != nil {
-					timer.Stop()
-				}
-				return nil, m.waitErr(op, ctx.Err(), last)
+			// A waiting writer renews its claim well before it expires.
+			if claim != "" && d > s.spec.TTL/3 {
+				d = s.spec.TTL / 3
 			}
-			if timer != nil {
-				timer.Stop()
-			}
-		}
-		now = false
-		w.Begin()
-		g, st, err := m.try(ctx, s, claim)
-		w.Tried(st, err == nil)
-		if err == nil {
-			return lease.New(g), nil
-		}
-		last = keep(last, err)
-		if ctx.Err() != nil {
-			return nil, m.waitErr(op, ctx.Err(), last)
-		}
-		var busy *LockedError
-		if head && s.mode == "read" && errors.As(err, &busy) && m.writers.Load() > 0 {
+			return d
+		},
+		Requeue: func(err error) bool {
 			// A reader is only ever kept out by a writer or a waiting
 			// writer's claim. Only the head of the local queue retries on
 			// its timer, so a reader at the head would keep a writer of this
 			// RWMutex queued behind it from ever trying (and renewing its
 			// claim) until the claim expired: pass the turn and queue again
 			// at the tail.
-			w.Leave(false)
-			w, head = join(), false
-		}
-		if sleep, err = m.nextSleep(op, b, s, claim, last); err != nil {
-			return nil, err
-		}
+			var busy *LockedError
+			return s.mode == "read" && errors.As(err, &busy) && m.writers.Load() > 0
+		},
+		Backoff: s.spec.NewBackoff(),
+	}.Run(ctx)
+	switch {
+	case err == nil:
+		return lease.New(g), nil
+	case errors.Is(err, core.ErrBackoffStop):
+		return nil, fmt.Errorf("rwmutex: %s %q: backoff gave up: %w", op, m.name, last)
+	default:
+		return nil, m.waitErr(op, err, last)
 	}
-}
-
-// nextSleep is how long the head waits before its next attempt: the
-// backoff's next step, capped at the earliest expiry in the lock's hash and,
-// for a waiting writer, at a third of the TTL so that its claim is renewed
-// well before it expires.
-func (m *RWMutex) nextSleep(op string, b backoff.BackOff, s *side, claim string, last error) (time.Duration, error) {
-	sleep := b.NextBackOff()
-	if sleep == backoff.Stop {
-		return 0, fmt.Errorf("rwmutex: %s %q: backoff gave up: %w", op, m.name, last)
-	}
-	var le *LockedError
-	if errors.As(last, &le) && le.PTTL >= 0 && le.PTTL < sleep {
-		sleep = le.PTTL + time.Millisecond
-	}
-	if claim != "" && sleep > s.spec.TTL/3 {
-		sleep = s.spec.TTL / 3
-	}
-	return sleep, nil
 }
 
 // try makes one attempt under a token made for it alone; claim is the
@@ -301,15 +241,6 @@ func (m *RWMutex) dropClaim(ctx context.Context, claim string) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	_, _ = m.write.hold.release(cctx, claim, 0, claim)
-}
-
-// keep returns the error worth reporting after an attempt failed with err: a
-// context error says nothing the caller does not know.
-func keep(prev, err error) error {
-	if prev != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-		return prev
-	}
-	return err
 }
 
 func (m *RWMutex) waitErr(op string, ctxErr, last error) error {

@@ -48,14 +48,5 @@ func (h *hold) release(ctx context.Context, token string, fence int64) (int64, e
 		f = ""
 	}
 	reply, err := scripts.SemRelease.Run(ctx, h.client, h.keys, token, f, h.wake).Result()
-	var v []int64
-	if err == nil {
-		v, err = core.ParseInts(reply, 2)
-	}
-	if err != nil {
-		wake.Released(h.client, h.wake)
-		return 0, err
-	}
-	wake.Observed(h.client, h.wake, wake.SemState(v[1]))
-	return v[0], nil
+	return core.ReleaseReply(h.client, h.wake, reply, err, wake.SemState)
 }

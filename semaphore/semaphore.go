@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redlease/redlease/internal/core"
@@ -120,76 +119,33 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (*lease.Lease, error) 
 	if err := s.checkN(ctx, "acquire", n); err != nil {
 		return nil, err
 	}
-	var last error
-	if !wake.Queued(s.spec.Client, s.hold.wake) {
-		g, _, err := s.try(ctx, n)
-		if err == nil {
-			return lease.New(g), nil
-		}
-		last = err
-		if ctx.Err() != nil {
-			return nil, s.waitErr(ctx.Err(), last)
-		}
-	}
 	k := s.spec.Groups[0].Keys[0]
-	w := wake.JoinWeighted(ctx, s.spec.Client, k.Wake, k.Slot, wake.Weight{Kind: wake.KindSem, Units: n, Limit: s.limit})
-	defer w.Leave(false) // a no-op once Tried reported the acquisition
-	b := s.spec.NewBackoff()
-	b.Reset()
-	var sleep time.Duration
-	head := false // w heads the queue: it alone retries on a timer
-	now := false  // attempt without waiting
-	for {
-		if !now {
-			turn, timer := w.Turn(), (*time.Timer)(nil)
-			var expired <-chan time.Time
-			if head {
-				turn, timer = nil, time.NewTimer(sleep)
-				expired = timer.C
-			}
-			select {
-			case <-turn:
-				// At the head: at once unless the predecessor just acquired
-				// (then a release, or the fallback timer, must come first).
-				head = true
-				if now = !w.PredecessorAcquired(); !now {
-					if sleep = b.NextBackOff(); sleep == backoff.Stop {
-						return nil, fmt.Errorf("semaphore: acquire %q: backoff gave up: %w", s.name, last)
-					}
-				}
-				continue
-			case <-w.Woken():
-				b.Reset()
-			case <-expired:
-			case <-ctx.Done():
-				if timer != nil {
-					timer.Stop()
-				}
-				return nil, s.waitErr(ctx.Err(), last)
-			}
-			if timer != nil {
-				timer.Stop()
-			}
-		}
-		now = false
-		w.Begin()
-		g, st, err := s.try(ctx, n)
-		w.Tried(st, err == nil)
-		if err == nil {
-			return lease.New(g), nil
-		}
-		last = keep(last, err)
-		if ctx.Err() != nil {
-			return nil, s.waitErr(ctx.Err(), last)
-		}
-		if sleep = b.NextBackOff(); sleep == backoff.Stop {
-			return nil, fmt.Errorf("semaphore: acquire %q: backoff gave up: %w", s.name, last)
-		}
-		var ne *NoPermitsError
-		if errors.As(last, &ne) && ne.retryIn >= 0 && ne.retryIn < sleep {
-			sleep = ne.retryIn + time.Millisecond
-		}
+	g, last, err := core.HashWait{
+		Client:  s.spec.Client,
+		Key:     k,
+		Weight:  wake.Weight{Kind: wake.KindSem, Units: n, Limit: s.limit},
+		Try:     func(ctx context.Context) (core.Grant, wake.State, error) { return s.try(ctx, n) },
+		Sleep:   retrySleep,
+		Backoff: s.spec.NewBackoff(),
+	}.Run(ctx)
+	switch {
+	case err == nil:
+		return lease.New(g), nil
+	case errors.Is(err, core.ErrBackoffStop):
+		return nil, fmt.Errorf("semaphore: acquire %q: backoff gave up: %w", s.name, last)
+	default:
+		return nil, s.waitErr(err, last)
 	}
+}
+
+// retrySleep caps a waiter's fallback delay at the earliest hold's expiry,
+// which its last failure reported.
+func retrySleep(last error, d time.Duration) time.Duration {
+	var ne *NoPermitsError
+	if errors.As(last, &ne) && ne.retryIn >= 0 && ne.retryIn < d {
+		return ne.retryIn + time.Millisecond
+	}
+	return d
 }
 
 // Available returns how many units are free under this caller's limit. The
@@ -252,15 +208,6 @@ func parseAcquire(reply any) (fence, free, wait, used int64, err error) {
 		return 0, v[1], v[2], v[3], nil
 	}
 	return 0, 0, 0, 0, fmt.Errorf("%w: sem_acquire returned %T %v", core.ErrReply, reply, reply)
-}
-
-// keep returns the error worth reporting after an attempt failed with err: a
-// context error says nothing the caller does not know.
-func keep(prev, err error) error {
-	if prev != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-		return prev
-	}
-	return err
 }
 
 func (s *Semaphore) waitErr(ctxErr, last error) error {

@@ -57,7 +57,9 @@ func (h *holdWriteReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 // but refused (W's claim keeps readers out). Before the fix R stayed at the
 // head and only R retried, on its backoff capped at the claim's expiry, so
 // W was admitted only after its claim expired (TTL 30 s here); now R passes
-// the turn and W is admitted at once.
+// the turn and W is admitted at once. (Since releases wake weighted waiters,
+// the state R's refusal reports — a claim, no holds — also wakes W
+// directly: either way W must get in.)
 func TestReaderAtHeadPassesTurnToWriterBehind(t *testing.T) {
 	s, _ := startRedis(t)
 	c := s.Client(t)

@@ -16,11 +16,12 @@ import (
 // hold is how a lease keeps one field of the lock's hash (core.Hold): a read
 // hold ("r:<token>") or the write hold ("w:<token>").
 type hold struct {
-	client redis.UniversalClient
-	key    string   // the hash
-	keys   []string // {key}, the KEYS of every script but acquire
-	wake   string   // the wake-up channel
-	kind   string   // "r" or "w"
+	client  redis.UniversalClient
+	key     string   // the hash
+	keys    []string // {key}: the KEYS of prolong and inspect
+	relKeys []string // {key, fence counter}: the KEYS of release
+	wake    string   // the wake-up channel
+	kind    string   // "r" or "w"
 }
 
 var _ core.Hold = (*hold)(nil)
@@ -59,7 +60,7 @@ func (h *hold) release(ctx context.Context, token string, fence int64, claim str
 	if fence == 0 {
 		f = ""
 	}
-	reply, err := scripts.RWRelease.Run(ctx, h.client, h.keys, token, f, h.wake, h.kind, claim).Result()
+	reply, err := scripts.RWRelease.Run(ctx, h.client, h.relKeys, token, f, h.wake, h.kind, claim).Result()
 	return core.ReleaseReply(h.client, h.wake, reply, err, wake.RWState)
 }
 

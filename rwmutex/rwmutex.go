@@ -55,7 +55,7 @@ func New(client redis.UniversalClient, name string, opts ...mutex.Option) (*RWMu
 	}
 	cfg, k, g, fence := hl.Config, hl.Key, hl.Group, hl.Fence
 	mk := func(kind, mode string) side {
-		h := &hold{client: client, key: k.Lock, keys: []string{k.Lock}, wake: k.Wake, kind: kind}
+		h := &hold{client: client, key: k.Lock, keys: []string{k.Lock}, relKeys: []string{k.Lock, fence}, wake: k.Wake, kind: kind}
 		spec := core.NewSpec("rwmutex", publicErrors{}, client, cfg, []core.Group{g})
 		spec.Hold = h
 		if kind == "w" {
@@ -202,7 +202,7 @@ func (m *RWMutex) try(ctx context.Context, s *side, claim string) (core.Grant, w
 	reply, err := scripts.RWAcquire.Run(ctx, s.spec.Client, m.acqKeys, token, s.spec.TTLArg, s.mode, claim).Result()
 	var v []int64
 	if err == nil {
-		v, err = core.ParseInts(reply, 3)
+		v, err = core.ParseInts(reply, 4)
 		if err == nil && (v[0] < 0 || v[0] > 1 || (v[0] == 1 && v[1] <= 0) || v[2] < 0) {
 			err = fmt.Errorf("%w: rw_acquire returned %v", core.ErrReply, reply)
 		}
@@ -211,7 +211,7 @@ func (m *RWMutex) try(ctx context.Context, s *side, claim string) (core.Grant, w
 		m.cleanup(ctx, s.hold, token, 0)
 		return core.Grant{}, wake.State{}, err
 	}
-	ok, n, st := v[0], v[1], wake.RWState(v[2])
+	ok, n, st := v[0], v[1], wake.RWState(v[2], v[3])
 	if ok == 0 {
 		pttl := time.Duration(-1)
 		if n >= 0 {

@@ -81,9 +81,13 @@ func TestReleaseAdmitsFittingWaitersInOrder(t *testing.T) {
 				}()
 				waitQueuedN(t, c, "redlease:{"+name+"}:wake", i+1)
 			}
+			// Only the first waiter tried (before and right after queuing,
+			// at the head); the others found it queued and queued behind.
+			for deadline := time.Now().Add(10 * time.Second); count.n.Load()-pre < 2 && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
+			time.Sleep(50 * time.Millisecond) // room for a wrong attempt
 			base := count.n.Load()
-			// Only the first waiter tried (before and right after queuing);
-			// the others found it queued and queued behind it.
 			if base-pre != 2 {
 				t.Fatalf("%d attempts before the release, want 2", base-pre)
 			}

@@ -13,10 +13,11 @@ import (
 
 // hold is how a lease keeps one field of the semaphore's hash (core.Hold).
 type hold struct {
-	client redis.UniversalClient
-	key    string   // the hash
-	keys   []string // {key}, the KEYS of every script but acquire
-	wake   string   // the wake-up channel
+	client  redis.UniversalClient
+	key     string   // the hash
+	keys    []string // {key}: the KEYS of prolong, inspect and available
+	relKeys []string // {key, fence counter}: the KEYS of release
+	wake    string   // the wake-up channel
 }
 
 var _ core.Hold = (*hold)(nil)
@@ -47,6 +48,6 @@ func (h *hold) release(ctx context.Context, token string, fence int64) (int64, e
 	if fence == 0 {
 		f = ""
 	}
-	reply, err := scripts.SemRelease.Run(ctx, h.client, h.keys, token, f, h.wake).Result()
+	reply, err := scripts.SemRelease.Run(ctx, h.client, h.relKeys, token, f, h.wake).Result()
 	return core.ReleaseReply(h.client, h.wake, reply, err, wake.SemState)
 }

@@ -52,7 +52,7 @@ func New(client redis.UniversalClient, name string, limit int64, opts ...mutex.O
 		return fail(err)
 	}
 	cfg, k, g, fence := hl.Config, hl.Key, hl.Group, hl.Fence
-	h := &hold{client: client, key: k.Lock, keys: []string{k.Lock}, wake: k.Wake}
+	h := &hold{client: client, key: k.Lock, keys: []string{k.Lock}, relKeys: []string{k.Lock, fence}, wake: k.Wake}
 	spec := core.NewSpec("semaphore", publicErrors{}, client, cfg, []core.Group{g})
 	spec.Hold = h
 	return &Semaphore{spec: spec, hold: h, name: name, limit: limit, acqKeys: []string{k.Lock, fence}}, nil
@@ -170,15 +170,15 @@ func (s *Semaphore) try(ctx context.Context, n int64) (core.Grant, wake.State, e
 	token := core.NewToken()
 	sentAt := time.Now()
 	reply, err := scripts.SemAcquire.Run(ctx, s.spec.Client, s.acqKeys, token, s.spec.TTLArg, n, s.limit).Result()
-	var fence, free, wait, used int64
+	var fence, free, wait, used, seq int64
 	if err == nil {
-		fence, free, wait, used, err = parseAcquire(reply)
+		fence, free, wait, used, seq, err = parseAcquire(reply)
 	}
 	if err != nil {
 		s.cleanup(ctx, token, 0)
 		return core.Grant{}, wake.State{}, err
 	}
-	st := wake.SemState(used)
+	st := wake.SemState(used, seq)
 	if fence == 0 {
 		return core.Grant{}, st, &NoPermitsError{Name: s.name, Free: free, retryIn: time.Duration(wait) * time.Millisecond}
 	}
@@ -198,16 +198,16 @@ func (s *Semaphore) cleanup(ctx context.Context, token string, fence int64) {
 	_, _ = s.hold.release(cctx, token, fence)
 }
 
-// parseAcquire decodes sem_acquire's reply: {1, fence, used} gives fence >
-// 0, {0, free, ms, used} gives fence 0.
-func parseAcquire(reply any) (fence, free, wait, used int64, err error) {
-	if v, err := core.ParseInts(reply, 3); err == nil && v[0] == 1 && v[1] > 0 && v[2] >= 0 {
-		return v[1], 0, 0, v[2], nil
+// parseAcquire decodes sem_acquire's reply: {1, fence, used, seq} gives
+// fence > 0, {0, free, ms, used, seq} gives fence 0.
+func parseAcquire(reply any) (fence, free, wait, used, seq int64, err error) {
+	if v, err := core.ParseInts(reply, 4); err == nil && v[0] == 1 && v[1] > 0 && v[2] >= 0 {
+		return v[1], 0, 0, v[2], v[3], nil
 	}
-	if v, err := core.ParseInts(reply, 4); err == nil && v[0] == 0 && v[1] >= 0 && v[3] >= 0 {
-		return 0, v[1], v[2], v[3], nil
+	if v, err := core.ParseInts(reply, 5); err == nil && v[0] == 0 && v[1] >= 0 && v[3] >= 0 {
+		return 0, v[1], v[2], v[3], v[4], nil
 	}
-	return 0, 0, 0, 0, fmt.Errorf("%w: sem_acquire returned %T %v", core.ErrReply, reply, reply)
+	return 0, 0, 0, 0, 0, fmt.Errorf("%w: sem_acquire returned %T %v", core.ErrReply, reply, reply)
 }
 
 func (s *Semaphore) waitErr(ctxErr, last error) error {

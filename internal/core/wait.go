@@ -285,18 +285,19 @@ func (h HashWait) Run(ctx context.Context) (g Grant, last error, err error) {
 	}
 }
 
-// ReleaseReply decodes a hash hold's release reply, {n, state}, and wakes
-// the local waiters of channel that the state admits (decoded by state); on
-// an error, when the release may or may not have run, it wakes the head.
-func ReleaseReply(client redis.UniversalClient, channel string, reply any, err error, state func(int64) wake.State) (int64, error) {
+// ReleaseReply decodes a hash hold's release reply, {n, state, seq}, and
+// wakes the local waiters of channel that the state admits (decoded by
+// state); on an error, when the release may or may not have run, it wakes
+// the head.
+func ReleaseReply(client redis.UniversalClient, channel string, reply any, err error, state func(code, seq int64) wake.State) (int64, error) {
 	var v []int64
 	if err == nil {
-		v, err = ParseInts(reply, 2)
+		v, err = ParseInts(reply, 3)
 	}
 	if err != nil {
 		wake.Released(client, channel)
 		return 0, err
 	}
-	wake.Observed(client, channel, state(v[1]))
+	wake.Observed(client, channel, state(v[1], v[2]))
 	return v[0], nil
 }

@@ -15,11 +15,12 @@
 -- when no live reader and no other live writer exist (it then clears its own
 -- claim). A writer that is refused sets or refreshes the claim to now + TTL
 -- when ARGV[4] is set and no other claim is live.
--- Returns {1, fence, state} when the hold of ARGV[1] exists (now or from an
--- earlier run), or {0, ms, state} when refused: ms until the earliest live
--- field expires (-1: none). state is the lock afterwards, read holds*4 + 2
--- if a write hold exists + 1 if a claim does (the hint by which a process
--- wakes its waiters).
+-- Returns {1, fence, state, seq} when the hold of ARGV[1] exists (now or
+-- from an earlier run), or {0, ms, state, seq} when refused: ms until the
+-- earliest live field expires (-1: none). state is the lock afterwards, read
+-- holds*4 + 2 if a write hold exists + 1 if a claim does, and seq the fence
+-- counter then (the hint by which a process wakes its waiters; seq orders
+-- such hints, see internal/wake/admit.go).
 -- Run twice: the second run finds the first run's field and returns its
 -- fence (unchanged TTL: validity counts from the first run's sending); a
 -- refused run only refreshes the claim.
@@ -69,11 +70,14 @@ local function state(r, w, c)
   end
   return code
 end
+local function seq()
+  return tonumber(redis.call('get', KEYS[2]) or 0)
+end
 if fence then
   if mode == 'write' then
-    return {1, tonumber(fence), state(readers, true, want ~= nil)}
+    return {1, tonumber(fence), state(readers, true, want ~= nil), seq()}
   end
-  return {1, tonumber(fence), state(readers + 1, writer, want ~= nil)}
+  return {1, tonumber(fence), state(readers + 1, writer, want ~= nil), seq()}
 end
 local free
 if mode == 'write' then
@@ -98,7 +102,7 @@ if not free then
     wait = earliest - now
   end
   local claimed = want ~= nil or (mode == 'write' and claim ~= '')
-  return {0, wait, state(readers, writer, claimed)}
+  return {0, wait, state(readers, writer, claimed), seq()}
 end
 fence = redis.call('incr', KEYS[2])
 local exp = now + ttl
@@ -112,6 +116,6 @@ if exp > latest then
 end
 redis.call('pexpire', KEYS[1], latest - now)
 if mode == 'write' then
-  return {1, fence, state(readers, true, want ~= nil)}
+  return {1, fence, state(readers, true, want ~= nil), fence}
 end
-return {1, fence, state(readers + 1, writer, want ~= nil)}
+return {1, fence, state(readers + 1, writer, want ~= nil), fence}

@@ -1,6 +1,7 @@
 -- rw_release: end one hold of a read-write lock (and/or a waiting writer's
 -- claim) and wake waiters.
 -- KEYS[1]  the lock's hash
+-- KEYS[2]  the fence counter of its hash slot (read only)
 -- ARGV[1]  the hold's token
 -- ARGV[2]  the hold's fence; '' matches any fence (the cleanup of an attempt
 --          whose reply was lost, under a token made for it alone)
@@ -9,13 +10,14 @@
 -- ARGV[5]  a claim id whose 'want' field is deleted too (a writer that gives
 --          up waiting), or ''
 -- Fields as in rw_acquire.lua. Expired fields are deleted first.
--- Returns {1, state} when the hold of ARGV[1] held that fence and was
--- deleted, else {0, state}; state is the lock afterwards, coded as in
--- rw_acquire.lua. When the hold or the claim was deleted,
--- "<fence>:<token>:r<state>" is published with SPUBLISH (PUBLISH where
--- SPUBLISH is unknown). Redis deletes the hash with its last field.
+-- Returns {1, state, seq} when the hold of ARGV[1] held that fence and was
+-- deleted, else {0, state, seq}; state is the lock afterwards, coded as in
+-- rw_acquire.lua, and seq the fence counter. When the hold or the claim was
+-- deleted, "<fence>:<token>:r<state>.<seq>" is published with SPUBLISH
+-- (PUBLISH where SPUBLISH is unknown). Redis deletes the hash with its last
+-- field.
 -- Run twice, or late: the second run finds neither field and returns
--- {0, state}; a fence is never given twice, so it cannot delete a later
+-- {0, state, seq}; a fence is never given twice, so it cannot delete a later
 -- hold.
 local t = redis.call('time')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -58,11 +60,12 @@ for k in pairs(live) do
     code = code + 4
   end
 end
+local seq = tonumber(redis.call('get', KEYS[2]) or 0)
 if gone then
-  local msg = (f or '') .. ':' .. ARGV[1] .. ':r' .. code
+  local msg = (f or '') .. ':' .. ARGV[1] .. ':r' .. code .. '.' .. seq
   local ok = redis.pcall('spublish', ARGV[3], msg)
   if type(ok) == 'table' and ok.err then
     redis.call('publish', ARGV[3], msg)
   end
 end
-return {n, code}
+return {n, code, seq}

@@ -21,12 +21,17 @@ import (
 //
 // The count is only a hint: each woken waiter still makes its own attempt,
 // which Redis decides. A waiter whose attempt is in flight may or may not be
-// in a State already, so admit assumes it is (and wakes it again if it fits,
-// in case its attempt ran before the release): with attempts in flight it
-// may wake too many, never too few. Attempts that end while others of the
-// queue are still in flight report to admit only when the last one ends,
-// with the most crowded of their States, so that no State counts an
-// admitted waiter twice.
+// in a State already, so States (a release's, and each attempt's) that come
+// while attempts of the queue are in flight are kept, and the walk runs
+// when the last of those attempts ends, with the latest of the States: then
+// no waiter is counted twice or missed. States are ordered by Seq, the slot's
+// fence counter when they were observed, which every acquisition raises;
+// between two acquisitions holds only go, so of two States with the same
+// Seq the less crowded is the later (or, for a read-write lock, whose claim
+// a refused writer may set meanwhile, the safe one to act on: it may wake a
+// reader in vain, never keep one waiting). Meanwhile a release's State
+// wakes at once the waiters that fit even if every attempt in flight
+// succeeds.
 
 // Kinds of weighted waiters.
 const (
@@ -49,34 +54,38 @@ type State struct {
 	Used   int64 // semaphore: the units held; read-write lock: the read holds
 	Writer bool  // read-write lock: a write hold exists
 	Claim  bool  // read-write lock: a waiting writer's claim exists
+	Seq    int64 // the slot's fence counter when observed
 }
 
-// SemState is a semaphore's state with used units held.
-func SemState(used int64) State { return State{Kind: KindSem, Used: used} }
+// SemState is a semaphore's state with used units held, at fence counter
+// seq.
+func SemState(used, seq int64) State { return State{Kind: KindSem, Used: used, Seq: seq} }
 
-// RWState decodes a read-write lock script's state code: readers*4 +
-// 2 (a write hold) + 1 (a claim).
-func RWState(code int64) State {
-	return State{Kind: KindRead, Used: code >> 2, Writer: code&2 != 0, Claim: code&1 != 0}
+// RWState decodes a read-write lock script's state code (readers*4 + 2 if a
+// write hold + 1 if a claim) at fence counter seq.
+func RWState(code, seq int64) State {
+	return State{Kind: KindRead, Used: code >> 2, Writer: code&2 != 0, Claim: code&1 != 0, Seq: seq}
 }
 
 // parseState decodes the state a release script appends to its wake-up
-// message ("<fence>:<token>:s<used>" or ":r<code>"). It returns the message
-// without it, which Expect recorded.
+// message ("<fence>:<token>:s<used>.<seq>" or ":r<code>.<seq>"). It returns
+// the message without it, which Expect recorded.
 func parseState(payload string) (string, State) {
 	i := strings.LastIndexByte(payload, ':')
 	if i < 0 || i+2 > len(payload) {
 		return payload, State{}
 	}
-	n, err := strconv.ParseInt(payload[i+2:], 10, 64)
-	if err != nil || n < 0 {
+	a, b, ok := strings.Cut(payload[i+2:], ".")
+	n, err1 := strconv.ParseInt(a, 10, 64)
+	seq, err2 := strconv.ParseInt(b, 10, 64)
+	if !ok || err1 != nil || err2 != nil || n < 0 || seq < 0 {
 		return payload, State{}
 	}
 	switch payload[i+1] {
 	case KindSem:
-		return payload[:i], SemState(n)
+		return payload[:i], SemState(n, seq)
 	case KindRead:
-		return payload[:i], RWState(n)
+		return payload[:i], RWState(n, seq)
 	}
 	return payload, State{}
 }
@@ -122,7 +131,7 @@ func (w *Waiter) Tried(st State, acquired bool) {
 }
 
 // Observed tells the waiters of channel what a release observed: those
-// that can now be admitted are woken.
+// that can now be admitted are woken (once no attempt is in flight).
 func Observed(client redis.UniversalClient, channel string, st State) {
 	h := lookup(client)
 	if h == nil {
@@ -131,8 +140,19 @@ func Observed(client redis.UniversalClient, channel string, st State) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if q := h.queues[channel]; q != nil {
-		q.admit(st)
+		q.observed(st)
 	}
+}
+
+// observed handles a release's state: the waiters that fit even if every
+// attempt in flight succeeds are woken at once; the others once the last
+// attempt ends.
+func (q *queue) observed(st State) {
+	q.merge(st)
+	if q.trying > 0 {
+		q.admit(st, true)
+	}
+	q.flush()
 }
 
 func (w *Waiter) endTry() {
@@ -157,16 +177,18 @@ func (w *Waiter) left(acquired bool) {
 	}
 }
 
-// merge adds st to the pending report, keeping the most crowded state.
+// merge adds st to the pending report, keeping the latest state (see the
+// comment at the top).
 func (q *queue) merge(st State) {
+	p := &q.pending
 	switch {
 	case st.Kind == 0:
-	case q.pending.Kind != st.Kind:
-		q.pending = st
-	default:
-		q.pending.Used = max(q.pending.Used, st.Used)
-		q.pending.Writer = q.pending.Writer || st.Writer
-		q.pending.Claim = q.pending.Claim || st.Claim
+	case p.Kind != st.Kind || st.Seq > p.Seq:
+		*p = st
+	case st.Seq == p.Seq:
+		p.Used = min(p.Used, st.Used)
+		p.Writer = p.Writer && st.Writer
+		p.Claim = p.Claim && st.Claim
 	}
 }
 
@@ -177,16 +199,22 @@ func (q *queue) flush() {
 	}
 	st := q.pending
 	q.pending = State{}
-	q.admit(st)
+	q.admit(st, false)
 }
 
 // admit wakes, from the head, the waiters that st says fit, and stops at the
-// first that does not (see the comment at the top). h.mu must be held.
-func (q *queue) admit(st State) {
+// first that does not (see the comment at the top). With early set,
+// attempts are in flight and their waiters are taken to be not yet in st:
+// each is counted as admitted, and not woken; such a walk may wake fewer
+// than fit (the one that follows the last attempt wakes the rest), never
+// too many. h.mu must be held.
+func (q *queue) admit(st State, early bool) {
 	if st.Kind == 0 {
 		return
 	}
-	q.last = st
+	if !early {
+		q.last = st
+	}
 	var units, readers int64 // admitted by this walk
 	writer := false
 	for i, w := range q.waiters {
@@ -197,6 +225,17 @@ func (q *queue) admit(st State) {
 				w.signal()
 			}
 			return
+		}
+		if early && w.trying {
+			switch k {
+			case KindSem:
+				units += w.weight.Units
+			case KindRead:
+				readers++
+			case KindWrite:
+				writer = true
+			}
+			continue
 		}
 		var fit, pass bool // pass: not admitted, but not in the way either
 		switch k {

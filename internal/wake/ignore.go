@@ -89,7 +89,7 @@ func (h *hub) deliver(channel, payload string) {
 	switch {
 	case q == nil || len(q.waiters) == 0:
 	case st.Kind != 0:
-		q.admit(st)
+		q.observed(st)
 	default:
 		q.waiters[0].signal()
 	}

@@ -39,9 +39,10 @@
 // operation is one Lua script call, safe to run twice.
 //
 // Waiting does not poll: a release publishes on prefix+"{"+name+"}:wake",
-// waiters of one process are served in arrival order, and a reader that
-// acquires lets the next local waiter try at once, so a writer's release
-// admits every queued local reader. A backoff (mutex.WithBackoff) covers
+// waiters of one process are served in arrival order, and a release wakes
+// exactly the local waiters it admits (the scripts report the lock's state):
+// a writer's release admits every queued local reader up to the first
+// queued writer. A backoff (mutex.WithBackoff) covers
 // missed wake-ups and expiries; it never sleeps past the earliest expiry, and
 // a waiting writer retries at least every TTL/3 to keep its claim alive.
 //

@@ -16,11 +16,12 @@ import (
 // hold is how a lease keeps one field of the lock's hash (core.Hold): a read
 // hold ("r:<token>") or the write hold ("w:<token>").
 type hold struct {
-	client redis.UniversalClient
-	key    string   // the hash
-	keys   []string // {key}, the KEYS of every script but acquire
-	wake   string   // the wake-up channel
-	kind   string   // "r" or "w"
+	client  redis.UniversalClient
+	key     string   // the hash
+	keys    []string // {key}: the KEYS of prolong and inspect
+	relKeys []string // {key, fence counter}: the KEYS of release
+	wake    string   // the wake-up channel
+	kind    string   // "r" or "w"
 }
 
 var _ core.Hold = (*hold)(nil)
@@ -42,23 +43,25 @@ func (h *hold) Inspect(ctx context.Context, token string, fence int64) (bool, ti
 	return core.ParseHeld(reply, err)
 }
 
-// Release deletes the field and wakes the local head at once (whatever the
-// reply: the release may have run), ignoring its own pub/sub message.
+// Release deletes the field and wakes, at once, the local waiters that can
+// now be admitted (whatever the reply: the release may have run; the head if
+// the reply is lost), ignoring its own pub/sub message.
 func (h *hold) Release(ctx context.Context, token string, fence int64) (bool, error) {
 	wake.Expect(h.client, h.wake, fence, token)
 	n, err := h.release(ctx, token, fence, "")
-	wake.Released(h.client, h.wake)
 	return n == 1, err
 }
 
-// release runs the release script; fence 0 matches any fence; a non-empty
-// claim deletes that waiting writer's claim too.
+// release runs the release script (fence 0 matches any fence; a non-empty
+// claim deletes that waiting writer's claim too) and wakes the local waiters
+// it admits.
 func (h *hold) release(ctx context.Context, token string, fence int64, claim string) (int64, error) {
 	var f any = fence
 	if fence == 0 {
 		f = ""
 	}
-	return scripts.RWRelease.Run(ctx, h.client, h.keys, token, f, h.wake, h.kind, claim).Int64()
+	reply, err := scripts.RWRelease.Run(ctx, h.client, h.relKeys, token, f, h.wake, h.kind, claim).Result()
+	return core.ReleaseReply(h.client, h.wake, reply, err, wake.RWState)
 }
 
 // WatchKey is the key Guard WATCHes: every change of a hold changes the hash.

@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redlease/redlease/internal/core"
@@ -39,6 +38,7 @@ type side struct {
 	spec *core.Spec // resolved once; shared read-only by every lease
 	hold *hold
 	mode string // rw_acquire's ARGV[3]
+	kind byte   // its waiters' wake.Weight kind
 }
 
 // New returns the read-write lock name. It fails, with an error wrapping
@@ -56,13 +56,17 @@ func New(client redis.UniversalClient, name string, opts ...mutex.Option) (*RWMu
 	}
 	cfg, k, g, fence := hl.Config, hl.Key, hl.Group, hl.Fence
 	mk := func(kind, mode string, obsKind observe.Kind) side {
-		h := &hold{client: client, key: k.Lock, keys: []string{k.Lock}, wake: k.Wake, kind: kind}
+		h := &hold{client: client, key: k.Lock, keys: []string{k.Lock}, relKeys: []string{k.Lock, fence}, wake: k.Wake, kind: kind}
 		spec := core.NewSpec("rwmutex", obsKind, publicErrors{}, client, cfg, []core.Group{g})
 		spec.Hold = h
 		if kind == "w" {
 			spec.Hold = writeHold{h}
 		}
-		return side{spec: spec, hold: h, mode: mode}
+		wk := wake.KindRead
+		if kind == "w" {
+			wk = wake.KindWrite
+		}
+		return side{spec: spec, hold: h, mode: mode, kind: wk}
 	}
 	return &RWMutex{read: mk("r", "read", observe.KindRWMutexRead), write: mk("w", "write", observe.KindRWMutexWrite), name: name, acqKeys: []string{k.Lock, fence}}, nil
 }
@@ -101,7 +105,8 @@ func (m *RWMutex) Lock(ctx context.Context) (*lease.Lease, error) {
 
 // RLock waits until a read hold is taken or ctx is done, as Lock does. It
 // waits while a writer holds or waits. Waiters of this process are served in
-// arrival order, and a reader that gets in lets the next one try at once.
+// arrival order; a release wakes every queued reader it admits, up to the
+// first queued writer.
 func (m *RWMutex) RLock(ctx context.Context) (*lease.Lease, error) {
 	return m.wait(ctx, "rlock", &m.read)
 }
@@ -121,7 +126,7 @@ func (m *RWMutex) doTryOnce(ctx context.Context, op string, s *side) (*lease.Lea
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("rwmutex: %s %q: %w", op, m.name, err)
 	}
-	g, err := m.try(ctx, s, "")
+	g, _, err := m.try(ctx, s, "")
 	var le *LockedError
 	if errors.As(err, &le) {
 		return nil, le
@@ -158,116 +163,86 @@ func (m *RWMutex) doWait(ctx context.Context, op string, s *side) (l *lease.Leas
 			}
 		}()
 	}
-	var last error
-	if !wake.Queued(s.spec.Client, s.hold.wake) {
-		g, err := m.try(ctx, s, claim)
-		if err == nil {
-			return lease.New(g), nil
-		}
-		last = err
-		if ctx.Err() != nil {
-			return nil, m.waitErr(op, ctx.Err(), last)
-		}
-	}
-	k := s.spec.Groups[0].Keys[0]
-	w := wake.Join(ctx, s.spec.Client, k.Wake, k.Slot)
-	s.spec.WaiterJoined()
-	defer s.spec.WaiterLeft()
-	// A reader leaves as "not acquired" even on success so that the next
-	// waiter tries at once (readers share); a writer that acquired makes the
-	// next one wait for a release.
-	acquired := false
-	defer func() { w.Leave(acquired && s.mode == "write") }()
-	select {
-	case <-w.Turn():
-	case <-ctx.Done():
-		return nil, m.waitErr(op, ctx.Err(), last)
-	}
-	b := s.spec.NewBackoff()
-	b.Reset()
-	for {
-		select {
-		case <-w.Turn():
-		case <-ctx.Done():
-			return nil, m.waitErr(op, ctx.Err(), last)
-		}
-		g, err := m.try(ctx, s, claim)
-		if err == nil {
-			acquired = true
-			return lease.New(g), nil
-		}
-		last = keep(last, err)
-		if ctx.Err() != nil {
-			return nil, m.waitErr(op, ctx.Err(), last)
-		}
-		var busy *LockedError
-		if s.mode == "read" && errors.As(err, &busy) && m.writers.Load() > 0 {
+	g, last, err := core.HashWait{
+		Spec:   s.spec,
+		Client: s.spec.Client,
+		Key:    s.spec.Groups[0].Keys[0],
+		Weight: wake.Weight{Kind: s.kind},
+		// A writer tries on reaching the head even after its predecessor
+		// acquired: the attempt sets its claim, which keeps new readers out
+		// while it waits.
+		Eager: s.mode == "write",
+		Try: func(ctx context.Context) (core.Grant, wake.State, error) {
+			return m.try(ctx, s, claim)
+		},
+		Sleep: func(last error, d time.Duration) time.Duration {
+			var le *LockedError
+			if errors.As(last, &le) && le.PTTL >= 0 && le.PTTL < d {
+				d = le.PTTL + time.Millisecond
+			}
+			// A waiting writer renews its claim well before it expires.
+			if claim != "" && d > s.spec.TTL/3 {
+				d = s.spec.TTL / 3
+			}
+			return d
+		},
+		Requeue: func(err error) bool {
 			// A reader is only ever kept out by a writer or a waiting
-			// writer's claim. Only the head of the local queue tries, so a
-			// reader at the head would keep a writer of this RWMutex queued
-			// behind it from ever trying (and renewing its claim) until the
-			// claim expired: pass the turn and queue again at the tail.
-			w.Leave(false)
-			w = wake.Join(ctx, s.spec.Client, k.Wake, k.Slot)
-		}
-		sleep := b.NextBackOff()
-		if sleep == backoff.Stop {
-			return nil, fmt.Errorf("rwmutex: %s %q: backoff gave up: %w", op, m.name, last)
-		}
-		var le *LockedError
-		if errors.As(last, &le) && le.PTTL >= 0 && le.PTTL < sleep {
-			sleep = le.PTTL + time.Millisecond
-		}
-		// A waiting writer refreshes its claim well before it expires.
-		if claim != "" && sleep > s.spec.TTL/3 {
-			sleep = s.spec.TTL / 3
-		}
-		t := time.NewTimer(sleep)
-		select {
-		case <-w.Woken():
-			b.Reset()
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, m.waitErr(op, ctx.Err(), last)
-		}
-		t.Stop()
+			// writer's claim. Only the head of the local queue retries on
+			// its timer, so a reader at the head would keep a writer of this
+			// RWMutex queued behind it from ever trying (and renewing its
+			// claim) until the claim expired: pass the turn and queue again
+			// at the tail.
+			var busy *LockedError
+			return s.mode == "read" && errors.As(err, &busy) && m.writers.Load() > 0
+		},
+		Backoff: s.spec.NewBackoff(),
+	}.Run(ctx)
+	switch {
+	case err == nil:
+		return lease.New(g), nil
+	case errors.Is(err, core.ErrBackoffStop):
+		return nil, fmt.Errorf("rwmutex: %s %q: backoff gave up: %w", op, m.name, last)
+	default:
+		return nil, m.waitErr(op, err, last)
 	}
 }
 
 // try makes one attempt under a token made for it alone; claim is the
-// waiting writer's claim id (empty for none). A failed call may still have run:
-// its hold is released by that token (any fence), so nothing another request
-// created is touched. A reply that arrives after the validity it would grant
-// is released too (see core.ErrSlowReply).
-func (m *RWMutex) try(ctx context.Context, s *side, claim string) (core.Grant, error) {
+// waiting writer's claim id (empty for none). It returns the state its reply
+// gave (Kind 0 if none). A failed call may still have run: its hold is
+// released by that token (any fence), so nothing another request created is
+// touched. A reply that arrives after the validity it would grant is
+// released too (see core.ErrSlowReply).
+func (m *RWMutex) try(ctx context.Context, s *side, claim string) (core.Grant, wake.State, error) {
 	token := core.NewToken()
 	sentAt := time.Now()
 	reply, err := scripts.RWAcquire.Run(ctx, s.spec.Client, m.acqKeys, token, s.spec.TTLArg, s.mode, claim).Result()
-	var ok, n int64
+	var v []int64
 	if err == nil {
-		ok, n, err = core.ParsePair(reply)
-		if err == nil && (ok < 0 || ok > 1 || (ok == 1 && n <= 0)) {
+		v, err = core.ParseInts(reply, 4)
+		if err == nil && (v[0] < 0 || v[0] > 1 || (v[0] == 1 && v[1] <= 0) || v[2] < 0) {
 			err = fmt.Errorf("%w: rw_acquire returned %v", core.ErrReply, reply)
 		}
 	}
 	if err != nil {
 		m.cleanup(ctx, s.hold, token, 0)
-		return core.Grant{}, err
+		return core.Grant{}, wake.State{}, err
 	}
+	ok, n, st := v[0], v[1], wake.RWState(v[2], v[3])
 	if ok == 0 {
 		pttl := time.Duration(-1)
 		if n >= 0 {
 			pttl = time.Duration(n) * time.Millisecond
 		}
-		return core.Grant{}, &LockedError{Name: m.name, PTTL: pttl}
+		return core.Grant{}, st, &LockedError{Name: m.name, PTTL: pttl}
 	}
 	g := core.Grant{Spec: s.spec, Token: token, Fences: []int64{n}, SentAt: sentAt, PTTL: s.spec.TTL}
 	if !g.Valid() {
 		m.cleanup(ctx, s.hold, token, n)
-		return core.Grant{}, fmt.Errorf("%w (TTL %v)", core.ErrSlowReply, s.spec.TTL)
+		return core.Grant{}, wake.State{}, fmt.Errorf("%w (TTL %v)", core.ErrSlowReply, s.spec.TTL)
 	}
-	return g, nil
+	return g, st, nil
 }
 
 // cleanup releases the hold of token (fence 0: any fence), even when ctx is
@@ -275,9 +250,7 @@ func (m *RWMutex) try(ctx context.Context, s *side, claim string) (core.Grant, e
 func (m *RWMutex) cleanup(ctx context.Context, h *hold, token string, fence int64) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	if n, _ := h.release(cctx, token, fence, ""); n == 1 {
-		wake.Released(h.client, h.wake)
-	}
+	_, _ = h.release(cctx, token, fence, "")
 }
 
 // dropClaim deletes the claim of a writer that gave up, so readers need not
@@ -286,16 +259,6 @@ func (m *RWMutex) dropClaim(ctx context.Context, claim string) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	_, _ = m.write.hold.release(cctx, claim, 0, claim)
-	wake.Released(m.write.hold.client, m.write.hold.wake)
-}
-
-// keep returns the error worth reporting after an attempt failed with err: a
-// context error says nothing the caller does not know.
-func keep(prev, err error) error {
-	if prev != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-		return prev
-	}
-	return err
 }
 
 func (m *RWMutex) waitErr(op string, ctxErr, last error) error {

@@ -282,7 +282,7 @@ func TestCrashedWaitingWriterClaimExpires(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if arr, _ := reply.([]any); len(arr) != 2 || arr[0] != int64(0) {
+	if arr, _ := reply.([]any); len(arr) != 4 || arr[0] != int64(0) {
 		t.Fatalf("crashed writer's attempt: %v, want refused", reply)
 	}
 	if _, err := m.TryRLock(ctx); !errors.Is(err, rwmutex.ErrLocked) {

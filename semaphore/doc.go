@@ -27,9 +27,11 @@
 // Waiting does not poll: a release publishes on prefix+"{"+name+"}:wake"
 // (the channel a mutex of the same name uses, so either may see a spurious
 // wake-up), waiters of one process are served in arrival order — a large
-// request is not overtaken by later small ones of the same process — and a
-// waiter that acquires lets the next one try at once, so a release of k units
-// admits as many local waiters as fit. A backoff (mutex.WithBackoff) covers
+// request is not overtaken by later small ones of the same process — and, as
+// in golang.org/x/sync/semaphore, a release wakes exactly the local waiters
+// that the units it leaves free admit, in arrival order, up to the first
+// that does not fit (the release and acquire scripts report the units held;
+// Redis still decides each admission). A backoff (mutex.WithBackoff) covers
 // missed wake-ups and expiries; it never sleeps past the earliest expiry.
 //
 // Options are mutex's: WithTTL, WithAutoRenew, WithRenewInterval,

@@ -13,10 +13,11 @@ import (
 
 // hold is how a lease keeps one field of the semaphore's hash (core.Hold).
 type hold struct {
-	client redis.UniversalClient
-	key    string   // the hash
-	keys   []string // {key}, the KEYS of every script but acquire
-	wake   string   // the wake-up channel
+	client  redis.UniversalClient
+	key     string   // the hash
+	keys    []string // {key}: the KEYS of prolong, inspect and available
+	relKeys []string // {key, fence counter}: the KEYS of release
+	wake    string   // the wake-up channel
 }
 
 var _ core.Hold = (*hold)(nil)
@@ -31,20 +32,22 @@ func (h *hold) Inspect(ctx context.Context, token string, fence int64) (bool, ti
 	return core.ParseHeld(reply, err)
 }
 
-// Release deletes the field and wakes the local head at once (whatever the
-// reply: the release may have run), ignoring its own pub/sub message.
+// Release deletes the field and wakes, at once, the local waiters that the
+// units left free admit (whatever the reply: the release may have run; the
+// head if the reply is lost), ignoring its own pub/sub message.
 func (h *hold) Release(ctx context.Context, token string, fence int64) (bool, error) {
 	wake.Expect(h.client, h.wake, fence, token)
 	n, err := h.release(ctx, token, fence)
-	wake.Released(h.client, h.wake)
 	return n == 1, err
 }
 
-// release runs the release script; fence 0 matches any fence.
+// release runs the release script (fence 0 matches any fence) and wakes the
+// local waiters it admits.
 func (h *hold) release(ctx context.Context, token string, fence int64) (int64, error) {
 	var f any = fence
 	if fence == 0 {
 		f = ""
 	}
-	return scripts.SemRelease.Run(ctx, h.client, h.keys, token, f, h.wake).Int64()
+	reply, err := scripts.SemRelease.Run(ctx, h.client, h.relKeys, token, f, h.wake).Result()
+	return core.ReleaseReply(h.client, h.wake, reply, err, wake.SemState)
 }

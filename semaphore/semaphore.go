@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redlease/redlease/internal/core"
@@ -54,7 +53,7 @@ func New(client redis.UniversalClient, name string, limit int64, opts ...mutex.O
 		return fail(err)
 	}
 	cfg, k, g, fence := hl.Config, hl.Key, hl.Group, hl.Fence
-	h := &hold{client: client, key: k.Lock, keys: []string{k.Lock}, wake: k.Wake}
+	h := &hold{client: client, key: k.Lock, keys: []string{k.Lock}, relKeys: []string{k.Lock, fence}, wake: k.Wake}
 	spec := core.NewSpec("semaphore", observe.KindSemaphore, publicErrors{}, client, cfg, []core.Group{g})
 	spec.Hold = h
 	return &Semaphore{spec: spec, hold: h, name: name, limit: limit, acqKeys: []string{k.Lock, fence}}, nil
@@ -101,7 +100,7 @@ func (s *Semaphore) tryAcquire(ctx context.Context, n int64) (*lease.Lease, erro
 		}
 		return nil, &NoPermitsError{Name: s.name, Free: free, retryIn: -1}
 	}
-	g, err := s.try(ctx, n)
+	g, _, err := s.try(ctx, n)
 	var ne *NoPermitsError
 	if errors.As(err, &ne) {
 		return nil, ne
@@ -120,10 +119,11 @@ func (s *Semaphore) tryAcquire(ctx context.Context, n int64) (*lease.Lease, erro
 // and nothing stays held in Redis.
 //
 // A first attempt goes out at once unless waiters of this process already
-// queue for the name; they are served first, in arrival order. Only the head
-// of the queue makes attempts: when a release wakes it, when its predecessor
-// acquired or gave up, or when the backoff elapses (never later than the
-// earliest hold's expiry).
+// queue for the name; they are served first, in arrival order. A release
+// (or an acquisition that leaves units free) wakes the queued waiters that
+// fit, from the head, up to the first that does not. The head also retries
+// when its predecessor gave up, and when the backoff elapses (never later
+// than the earliest hold's expiry).
 func (s *Semaphore) Acquire(ctx context.Context, n int64) (*lease.Lease, error) {
 	if err := s.checkN(ctx, "acquire", n); err != nil {
 		return nil, err
@@ -136,59 +136,34 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) (*lease.Lease, error) 
 
 // acquire is Acquire after the argument checks, observed by its caller.
 func (s *Semaphore) acquire(ctx context.Context, n int64) (*lease.Lease, error) {
-	var last error
-	if !wake.Queued(s.spec.Client, s.hold.wake) {
-		g, err := s.try(ctx, n)
-		if err == nil {
-			return lease.New(g), nil
-		}
-		last = err
-		if ctx.Err() != nil {
-			return nil, s.waitErr(ctx.Err(), last)
-		}
-	}
 	k := s.spec.Groups[0].Keys[0]
-	w := wake.Join(ctx, s.spec.Client, k.Wake, k.Slot)
-	s.spec.WaiterJoined()
-	defer s.spec.WaiterLeft()
-	// Leaving as "not acquired" even on success lets the next waiter try at
-	// once: units may be left for it, unlike a mutex.
-	defer w.Leave(false)
-	select {
-	case <-w.Turn():
-	case <-ctx.Done():
-		return nil, s.waitErr(ctx.Err(), last)
+	g, last, err := core.HashWait{
+		Spec:    s.spec,
+		Client:  s.spec.Client,
+		Key:     k,
+		Weight:  wake.Weight{Kind: wake.KindSem, Units: n, Limit: s.limit},
+		Try:     func(ctx context.Context) (core.Grant, wake.State, error) { return s.try(ctx, n) },
+		Sleep:   retrySleep,
+		Backoff: s.spec.NewBackoff(),
+	}.Run(ctx)
+	switch {
+	case err == nil:
+		return lease.New(g), nil
+	case errors.Is(err, core.ErrBackoffStop):
+		return nil, fmt.Errorf("semaphore: acquire %q: backoff gave up: %w", s.name, last)
+	default:
+		return nil, s.waitErr(err, last)
 	}
-	b := s.spec.NewBackoff()
-	b.Reset()
-	for {
-		g, err := s.try(ctx, n)
-		if err == nil {
-			return lease.New(g), nil
-		}
-		last = keep(last, err)
-		if ctx.Err() != nil {
-			return nil, s.waitErr(ctx.Err(), last)
-		}
-		sleep := b.NextBackOff()
-		if sleep == backoff.Stop {
-			return nil, fmt.Errorf("semaphore: acquire %q: backoff gave up: %w", s.name, last)
-		}
-		var ne *NoPermitsError
-		if errors.As(last, &ne) && ne.retryIn >= 0 && ne.retryIn < sleep {
-			sleep = ne.retryIn + time.Millisecond
-		}
-		t := time.NewTimer(sleep)
-		select {
-		case <-w.Woken():
-			b.Reset()
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, s.waitErr(ctx.Err(), last)
-		}
-		t.Stop()
+}
+
+// retrySleep caps a waiter's fallback delay at the earliest hold's expiry,
+// which its last failure reported.
+func retrySleep(last error, d time.Duration) time.Duration {
+	var ne *NoPermitsError
+	if errors.As(last, &ne) && ne.retryIn >= 0 && ne.retryIn < d {
+		return ne.retryIn + time.Millisecond
 	}
+	return d
 }
 
 // Available returns how many units are free under this caller's limit. The
@@ -204,31 +179,33 @@ func (s *Semaphore) Available(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// try makes one attempt under a token made for it alone. A failed call may
-// still have run: its hold is released by that token (any fence), so nothing
-// another request created is touched. A reply that arrives after the validity
-// it would grant is released too (see core.ErrSlowReply).
-func (s *Semaphore) try(ctx context.Context, n int64) (core.Grant, error) {
+// try makes one attempt under a token made for it alone, and returns the
+// state its reply gave (Kind 0 if none). A failed call may still have run:
+// its hold is released by that token (any fence), so nothing another request
+// created is touched. A reply that arrives after the validity it would grant
+// is released too (see core.ErrSlowReply).
+func (s *Semaphore) try(ctx context.Context, n int64) (core.Grant, wake.State, error) {
 	token := core.NewToken()
 	sentAt := time.Now()
 	reply, err := scripts.SemAcquire.Run(ctx, s.spec.Client, s.acqKeys, token, s.spec.TTLArg, n, s.limit).Result()
-	var fence, free, wait int64
+	var fence, free, wait, used, seq int64
 	if err == nil {
-		fence, free, wait, err = parseAcquire(reply)
+		fence, free, wait, used, seq, err = parseAcquire(reply)
 	}
 	if err != nil {
 		s.cleanup(ctx, token, 0)
-		return core.Grant{}, err
+		return core.Grant{}, wake.State{}, err
 	}
+	st := wake.SemState(used, seq)
 	if fence == 0 {
-		return core.Grant{}, &NoPermitsError{Name: s.name, Free: free, retryIn: time.Duration(wait) * time.Millisecond}
+		return core.Grant{}, st, &NoPermitsError{Name: s.name, Free: free, retryIn: time.Duration(wait) * time.Millisecond}
 	}
 	g := core.Grant{Spec: s.spec, Token: token, Fences: []int64{fence}, SentAt: sentAt, PTTL: s.spec.TTL}
 	if !g.Valid() {
 		s.cleanup(ctx, token, fence)
-		return core.Grant{}, fmt.Errorf("%w (TTL %v)", core.ErrSlowReply, s.spec.TTL)
+		return core.Grant{}, wake.State{}, fmt.Errorf("%w (TTL %v)", core.ErrSlowReply, s.spec.TTL)
 	}
-	return g, nil
+	return g, st, nil
 }
 
 // cleanup releases the hold of token (fence 0: any fence), even when ctx is
@@ -236,40 +213,19 @@ func (s *Semaphore) try(ctx context.Context, n int64) (core.Grant, error) {
 func (s *Semaphore) cleanup(ctx context.Context, token string, fence int64) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	if n, _ := s.hold.release(cctx, token, fence); n == 1 {
-		wake.Released(s.spec.Client, s.hold.wake)
-	}
+	_, _ = s.hold.release(cctx, token, fence)
 }
 
-// parseAcquire decodes sem_acquire's reply: {1, fence} gives fence > 0,
-// {0, free, ms} gives fence 0.
-func parseAcquire(reply any) (fence, free, wait int64, err error) {
-	arr, ok := reply.([]any)
-	if ok && len(arr) == 2 {
-		if st, _ := arr[0].(int64); st == 1 {
-			if f, ok := arr[1].(int64); ok && f > 0 {
-				return f, 0, 0, nil
-			}
-		}
+// parseAcquire decodes sem_acquire's reply: {1, fence, used, seq} gives
+// fence > 0, {0, free, ms, used, seq} gives fence 0.
+func parseAcquire(reply any) (fence, free, wait, used, seq int64, err error) {
+	if v, err := core.ParseInts(reply, 4); err == nil && v[0] == 1 && v[1] > 0 && v[2] >= 0 {
+		return v[1], 0, 0, v[2], v[3], nil
 	}
-	if ok && len(arr) == 3 {
-		st, ok0 := arr[0].(int64)
-		fr, ok1 := arr[1].(int64)
-		ms, ok2 := arr[2].(int64)
-		if ok0 && ok1 && ok2 && st == 0 && fr >= 0 {
-			return 0, fr, ms, nil
-		}
+	if v, err := core.ParseInts(reply, 5); err == nil && v[0] == 0 && v[1] >= 0 && v[3] >= 0 {
+		return 0, v[1], v[2], v[3], v[4], nil
 	}
-	return 0, 0, 0, fmt.Errorf("%w: sem_acquire returned %T %v", core.ErrReply, reply, reply)
-}
-
-// keep returns the error worth reporting after an attempt failed with err: a
-// context error says nothing the caller does not know.
-func keep(prev, err error) error {
-	if prev != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-		return prev
-	}
-	return err
+	return 0, 0, 0, 0, 0, fmt.Errorf("%w: sem_acquire returned %T %v", core.ErrReply, reply, reply)
 }
 
 func (s *Semaphore) waitErr(ctxErr, last error) error {

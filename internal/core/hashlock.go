@@ -68,3 +68,18 @@ func ParseHeld(reply any, err error) (bool, time.Duration, error) {
 	}
 	return true, time.Duration(ms) * time.Millisecond, nil
 }
+
+// ParseInts decodes a script reply that is an array of n integers.
+func ParseInts(reply any, n int) ([]int64, error) {
+	arr, ok := reply.([]any)
+	if !ok || len(arr) != n {
+		return nil, fmt.Errorf("%w: %T %v", ErrReply, reply, reply)
+	}
+	out := make([]int64, n)
+	for i, v := range arr {
+		if out[i], ok = v.(int64); !ok {
+			return nil, fmt.Errorf("%w: %v", ErrReply, arr)
+		}
+	}
+	return out, nil
+}

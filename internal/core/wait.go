@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/redlease/redlease/internal/keys"
 	"github.com/redlease/redlease/internal/wake"
@@ -173,4 +174,137 @@ func (s *Spec) waitErr(ctxErr, last error) error {
 		return fmt.Errorf("%s: lock %s: %w", s.Op, s.Label(), ctxErr)
 	}
 	return fmt.Errorf("%s: lock %s: %w (last attempt: %w)", s.Op, s.Label(), ctxErr, last)
+}
+
+// ErrBackoffStop is returned by HashWait.Run when the backoff returned
+// backoff.Stop.
+var ErrBackoffStop = errors.New("backoff gave up")
+
+// HashWait is how a waiter of a primitive kept in one hash (a semaphore, a
+// read-write lock) waits: as one of its process's weighted waiters (see
+// wake.JoinWeighted), it attempts when a release wakes it wherever it stands
+// in the queue; at the head it also attempts at once on arriving (unless its
+// predecessor just acquired and Eager is false) and on its fallback timer.
+type HashWait struct {
+	Spec   *Spec // whose probe hears the waiter join and leave the queue
+	Client redis.UniversalClient
+	Key    keys.Key // Wake and Slot: the wake-up channel
+	Weight wake.Weight
+	// Eager makes the waiter attempt on reaching the head even after its
+	// predecessor acquired (a writer, whose attempt sets its claim).
+	Eager bool
+	// Try makes one attempt, returning the state its reply gave.
+	Try func(ctx context.Context) (Grant, wake.State, error)
+	// Sleep caps the backoff's next step after the last failure (nil: no
+	// cap), e.g. at the earliest expiry the failure reported.
+	Sleep func(last error, d time.Duration) time.Duration
+	// Requeue reports, after a failed attempt at the head, whether the
+	// waiter should pass the turn and queue again at the tail (nil: never).
+	Requeue func(err error) bool
+	// Backoff paces the head's fallback attempts; reset by each wake-up.
+	Backoff backoff.BackOff
+}
+
+// Run waits until an attempt succeeds, ctx is done (ctx.Err() is returned)
+// or the backoff stops (ErrBackoffStop). A first attempt goes out at once
+// unless waiters of this process already queue on the channel. last is the
+// reason the latest attempt failed, context errors aside (see keep).
+func (h HashWait) Run(ctx context.Context) (g Grant, last error, err error) {
+	if !wake.Queued(h.Client, h.Key.Wake) {
+		g, _, err := h.Try(ctx)
+		if err == nil {
+			return g, nil, nil
+		}
+		if ctx.Err() != nil {
+			return Grant{}, err, ctx.Err()
+		}
+		last = err
+	}
+	w := wake.JoinWeighted(ctx, h.Client, h.Key.Wake, h.Key.Slot, h.Weight)
+	h.Spec.WaiterJoined()
+	defer h.Spec.WaiterLeft()
+	defer func() { w.Leave(false) }() // a no-op once Tried reported the acquisition
+	b := h.Backoff
+	b.Reset()
+	var sleep time.Duration
+	next := func() error {
+		if sleep = b.NextBackOff(); sleep == backoff.Stop {
+			return ErrBackoffStop
+		}
+		if h.Sleep != nil {
+			sleep = h.Sleep(last, sleep)
+		}
+		return nil
+	}
+	head := false // w heads the queue: it alone retries on a timer
+	now := false  // attempt without waiting
+	for {
+		if !now {
+			turn, timer := w.Turn(), (*time.Timer)(nil)
+			var expired <-chan time.Time
+			if head {
+				turn, timer = nil, time.NewTimer(sleep)
+				expired = timer.C
+			}
+			select {
+			case <-turn:
+				// At the head: at once unless the predecessor just acquired
+				// (then a release, or the fallback timer, must come first).
+				head = true
+				if now = h.Eager || !w.PredecessorAcquired(); !now {
+					if err := next(); err != nil {
+						return Grant{}, last, err
+					}
+				}
+				continue
+			case <-w.Woken():
+				b.Reset()
+			case <-expired:
+			case <-ctx.Done():
+				if timer != nil {
+					timer.Stop()
+				}
+				return Grant{}, last, ctx.Err()
+			}
+			if timer != nil {
+				timer.Stop()
+			}
+		}
+		now = false
+		w.Begin()
+		g, st, err := h.Try(ctx)
+		w.Tried(st, err == nil)
+		if err == nil {
+			return g, nil, nil
+		}
+		last = keep(last, err)
+		if ctx.Err() != nil {
+			return Grant{}, last, ctx.Err()
+		}
+		if head && h.Requeue != nil && h.Requeue(err) {
+			w.Leave(false)
+			w = wake.JoinWeighted(ctx, h.Client, h.Key.Wake, h.Key.Slot, h.Weight)
+			head = false
+		}
+		if err := next(); err != nil {
+			return Grant{}, last, err
+		}
+	}
+}
+
+// ReleaseReply decodes a hash hold's release reply, {n, state, seq}, and
+// wakes the local waiters of channel that the state admits (decoded by
+// state); on an error, when the release may or may not have run, it wakes
+// the head.
+func ReleaseReply(client redis.UniversalClient, channel string, reply any, err error, state func(code, seq int64) wake.State) (int64, error) {
+	var v []int64
+	if err == nil {
+		v, err = ParseInts(reply, 3)
+	}
+	if err != nil {
+		wake.Released(client, channel)
+		return 0, err
+	}
+	wake.Observed(client, channel, state(v[1], v[2]))
+	return v[0], nil
 }

@@ -25,6 +25,12 @@
 // did not survive must see Lost fire, and waiters must acquire on the new
 // master.
 //
+// Through Sentinel failover clients, the semaphore and the read-write lock
+// are checked too (TestSentinelHashLocks): their basic operations and
+// wake-ups across clients, and a failover under held, replicated leases
+// that must renew on the new master while waiters stay out until the
+// holders release there.
+//
 // The tests need redis-server and redis-cli on PATH; without them they are
 // skipped, unless REDLEASE_REQUIRE_REDIS=1. BenchmarkReplicaAckCluster
 // measures what waiting for a replica's acknowledgement costs per

@@ -15,9 +15,12 @@
 -- when no live reader and no other live writer exist (it then clears its own
 -- claim). A writer that is refused sets or refreshes the claim to now + TTL
 -- when ARGV[4] is set and no other claim is live.
--- Returns {1, fence} when the hold of ARGV[1] exists (now or from an earlier
--- run), or {0, ms} when refused: ms until the earliest live field expires
--- (-1: none).
+-- Returns {1, fence, state, seq} when the hold of ARGV[1] exists (now or
+-- from an earlier run), or {0, ms, state, seq} when refused: ms until the
+-- earliest live field expires (-1: none). state is the lock afterwards, read
+-- holds*4 + 2 if a write hold exists + 1 if a claim does, and seq the fence
+-- counter then (the hint by which a process wakes its waiters; seq orders
+-- such hints, see internal/wake/admit.go).
 -- Run twice: the second run finds the first run's field and returns its
 -- fence (unchanged TTL: validity counts from the first run's sending); a
 -- refused run only refreshes the claim.
@@ -57,8 +60,24 @@ for i = 1, #all, 2 do
     end
   end
 end
+local function state(r, w, c)
+  local code = r * 4
+  if w then
+    code = code + 2
+  end
+  if c then
+    code = code + 1
+  end
+  return code
+end
+local function seq()
+  return tonumber(redis.call('get', KEYS[2]) or 0)
+end
 if fence then
-  return {1, tonumber(fence)}
+  if mode == 'write' then
+    return {1, tonumber(fence), state(readers, true, want ~= nil), seq()}
+  end
+  return {1, tonumber(fence), state(readers + 1, writer, want ~= nil), seq()}
 end
 local free
 if mode == 'write' then
@@ -82,16 +101,21 @@ if not free then
   if earliest >= 0 then
     wait = earliest - now
   end
-  return {0, wait}
+  local claimed = want ~= nil or (mode == 'write' and claim ~= '')
+  return {0, wait, state(readers, writer, claimed), seq()}
 end
 fence = redis.call('incr', KEYS[2])
 local exp = now + ttl
 redis.call('hset', KEYS[1], mine, string.format('%d:0:%d', fence, exp))
 if mode == 'write' and want and want == claim then
   redis.call('hdel', KEYS[1], 'want')
+  want = nil
 end
 if exp > latest then
   latest = exp
 end
 redis.call('pexpire', KEYS[1], latest - now)
-return {1, fence}
+if mode == 'write' then
+  return {1, fence, state(readers, true, want ~= nil), fence}
+end
+return {1, fence, state(readers + 1, writer, want ~= nil), fence}

@@ -8,10 +8,13 @@
 -- A field's value is "<fence>:<gen>:<units>:<expiresAtMs>", expiry on the
 -- server's clock (TIME). Expired fields are deleted first; the hash's own
 -- TTL is kept at the latest expiry of its fields, so it vanishes with them.
--- Returns {1, fence} when the hold of ARGV[1] exists (now or from an earlier
--- run), or {0, free, ms} when fewer than n units are free: free is the limit
--- minus the units held (at least 0), ms the time until the earliest hold
--- expires (-1: none); then nothing but expired fields changed.
+-- Returns {1, fence, used, seq} when the hold of ARGV[1] exists (now or from
+-- an earlier run), or {0, free, ms, used, seq} when fewer than n units are
+-- free: free is the limit minus the units held (at least 0), ms the time
+-- until the earliest hold expires (-1: none); then nothing but expired fields
+-- changed. used is the units of the unexpired holds afterwards and seq the
+-- fence counter then (the hint by which a process wakes its waiters; seq
+-- orders such hints, see internal/wake/admit.go).
 -- Run twice: the second run finds the first run's field and returns its
 -- fence (unchanged TTL: validity counts from the first run's sending).
 local tok, ttl, n, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -38,14 +41,14 @@ for i = 1, #all, 2 do
   end
 end
 if mine then
-  return {1, tonumber(mine)}
+  return {1, tonumber(mine), used, tonumber(redis.call('get', KEYS[2]) or 0)}
 end
 if used + n > limit then
   local wait = -1
   if earliest >= 0 then
     wait = earliest - now
   end
-  return {0, math.max(limit - used, 0), wait}
+  return {0, math.max(limit - used, 0), wait, used, tonumber(redis.call('get', KEYS[2]) or 0)}
 end
 local fence = redis.call('incr', KEYS[2])
 local exp = now + ttl
@@ -54,4 +57,4 @@ if exp > latest then
   latest = exp
 end
 redis.call('pexpire', KEYS[1], latest - now)
-return {1, fence}
+return {1, fence, used + n, fence}

@@ -75,14 +75,22 @@ func Released(client redis.UniversalClient, channel string) {
 }
 
 // deliver handles a message published on channel.
+// A message that carries the lock's state (see parseState) wakes the
+// weighted waiters it admits.
 func (h *hub) deliver(channel, payload string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	payload, st := parseState(payload)
 	if _, ok := h.ignore.at[channel+"\x00"+payload]; ok {
 		delete(h.ignore.at, channel+"\x00"+payload)
 		return
 	}
-	if q := h.queues[channel]; q != nil && len(q.waiters) > 0 {
+	q := h.queues[channel]
+	switch {
+	case q == nil || len(q.waiters) == 0:
+	case st.Kind != 0:
+		q.observed(st)
+	default:
 		q.waiters[0].signal()
 	}
 }

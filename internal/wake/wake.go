@@ -5,7 +5,9 @@
 // connection (one per hash slot on Redis Cluster, where SSUBSCRIBE is bound to
 // a shard) and, per channel, a FIFO queue of waiters. Only the head of a queue
 // is woken by a release, so a release wakes one waiter per process, and the
-// waiters of one process are served in arrival order.
+// waiters of one process are served in arrival order. Weighted waiters (a
+// semaphore's, a read-write lock's; see admit.go) are woken further down the
+// queue too, as many as the release admits.
 //
 // Pub/sub is at-most-once: a message published while the subscription
 // reconnects is lost. Waiters therefore also retry on a timer (see
@@ -36,6 +38,11 @@ type queue struct {
 	waiters []*Waiter
 	idle    *time.Timer // drops the channel once it has lingered empty
 	ready   chan struct{}
+
+	// Weighted waiters (see admit.go).
+	trying  int   // waiters whose attempt is in flight
+	pending State // merged reports of attempts that ended while others were in flight
+	last    State // the latest state observed, for a waiter that gives up
 }
 
 // Waiter is a place in the FIFO queue of one wake-up channel.
@@ -48,6 +55,8 @@ type Waiter struct {
 	removed bool
 	offer   *Offer      // what a local release may hand this waiter (see Head); nil: nothing
 	grant   chan Handed // a handed-over lock, delivered while the waiter was queued
+	weight  Weight      // Kind 0: unweighted, woken only at the head
+	trying  bool        // weighted: between Begin and Tried
 }
 
 // Queued reports whether any waiter of this process waits on channel through
@@ -71,6 +80,10 @@ func Queued(client redis.UniversalClient, channel string) bool {
 // error: the waiter then depends on its fallback timer, and the subscription
 // carries on in the background (ctx does not bound it).
 func Join(ctx context.Context, client redis.UniversalClient, channel string, shard int) *Waiter {
+	return join(ctx, client, channel, shard, Weight{})
+}
+
+func join(ctx context.Context, client redis.UniversalClient, channel string, shard int, wt Weight) *Waiter {
 	h := lockedHub(client)
 	q := h.queues[channel]
 	fresh := q == nil
@@ -84,7 +97,7 @@ func Join(ctx context.Context, client redis.UniversalClient, channel string, sha
 		q.idle.Stop()
 		q.idle = nil
 	}
-	w := &Waiter{h: h, q: q, turn: make(chan struct{}), wake: make(chan struct{}, 1), grant: make(chan Handed, 1)}
+	w := &Waiter{h: h, q: q, turn: make(chan struct{}), wake: make(chan struct{}, 1), grant: make(chan Handed, 1), weight: wt}
 	q.waiters = append(q.waiters, w)
 	if len(q.waiters) == 1 {
 		close(w.turn)
@@ -130,9 +143,14 @@ func (w *Waiter) PredecessorAcquired() bool {
 // (see Deliver) that w did not take from Granted: the caller must release it.
 // Leave is idempotent.
 func (w *Waiter) Leave(acquired bool) (unclaimed *Handed) {
+	w.h.mu.Lock()
+	defer w.h.mu.Unlock()
+	return w.leaveLocked(acquired)
+}
+
+// leaveLocked is Leave with h.mu held.
+func (w *Waiter) leaveLocked(acquired bool) (unclaimed *Handed) {
 	h := w.h
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	if w.removed {
 		return nil
 	}
@@ -162,6 +180,9 @@ func (w *Waiter) Leave(acquired bool) (unclaimed *Handed) {
 			default:
 			}
 		}
+	}
+	if w.weight.Kind != 0 {
+		w.left(acquired)
 	}
 	if len(q.waiters) == 0 && q.idle == nil {
 		q.idle = time.AfterFunc(Linger, func() { h.drop(q) })

@@ -31,7 +31,7 @@ func ReleaseGroups(ctx context.Context, c redis.UniversalClient, groups []Group,
 // release may have run (a first run whose reply was lost), and a needless
 // wake-up only costs the head one attempt.
 func releasePlain(ctx context.Context, c redis.UniversalClient, groups []Group, token string, fences []int64) (missing *keys.Key, err error) {
-	var tokenArg any = token
+	call := &releaseCall{token: token} // the arguments point into it
 	offset := 0
 	for _, g := range groups {
 		var gf []int64
@@ -42,7 +42,14 @@ func releasePlain(ctx context.Context, c redis.UniversalClient, groups []Group, 
 			}
 		}
 		offset += len(g.Keys)
-		reply, rerr := scripts.Release.Run(ctx, c, g.LockKeys(), g.ReleaseArgs(tokenArg, gf)...).Result()
+		args := call.args[:0]
+		if n := 4 + 3*len(g.Keys); n > len(call.args) {
+			args = make([]any, 0, n)
+		}
+		args = scripts.ReleaseRaw.Head(args, len(g.Keys))
+		args = append(args, g.keyArgs[:len(g.Keys)]...)
+		args = g.appendReleaseArgs(args, &call.token, gf)
+		reply, rerr := scripts.ReleaseRaw.Run(ctx, c, args)
 		for _, k := range g.Keys {
 			wake.Released(c, k.Wake)
 		}
@@ -62,6 +69,13 @@ func releasePlain(ctx context.Context, c redis.UniversalClient, groups []Group, 
 		}
 	}
 	return missing, err
+}
+
+// releaseCall is a release's storage, allocated at once: the token the
+// arguments point to and the argument list of a group of one key.
+type releaseCall struct {
+	token string
+	args  [7]any
 }
 
 // handoff releases the single key of g held with token and fence and, if no

@@ -19,11 +19,20 @@ type Spec struct {
 	Client redis.UniversalClient
 	Groups []Group
 	Hold   Hold // nil for lock keys; set for a hold of another shape (see Hold)
+
+	ttlMs int64 // TTL in ms: TTLArg points here, so boxing it allocates nothing
 }
 
 // NewSpec resolves a lock: c for groups through client, on behalf of op.
 func NewSpec(op string, errs Errors, client redis.UniversalClient, c Config, groups []Group) *Spec {
-	return &Spec{Config: c, Op: op, Errors: errs, Client: client, Groups: groups}
+	s := &Spec{Config: c, Op: op, Errors: errs, Client: client, Groups: groups}
+	s.setTTLArg()
+	return s
+}
+
+func (s *Spec) setTTLArg() {
+	s.ttlMs = s.TTL.Milliseconds()
+	s.TTLArg = &s.ttlMs
 }
 
 // Names returns the lock names of s in acquisition order.

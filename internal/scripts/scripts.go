@@ -8,6 +8,7 @@
 package scripts
 
 import (
+	"context"
 	_ "embed"
 
 	"github.com/redis/go-redis/v9"
@@ -65,3 +66,43 @@ var (
 	RWProlong = redis.NewScript(rwProlongSrc)
 	RWInspect = redis.NewScript(rwInspectSrc)
 )
+
+// Raw runs a script with an argument list its caller built, through Do: the
+// caller boxes what it reuses (keys, a token) once, where Script.Run would
+// box every key and copy the list again on each call. Like Script.Run it
+// sends EVALSHA and falls back to EVAL after NOSCRIPT.
+type Raw struct {
+	src    string
+	digest any // the SHA1, boxed once
+}
+
+// Doer is what Raw needs of a client (every go-redis client has it).
+type Doer interface {
+	Do(ctx context.Context, args ...any) *redis.Cmd
+}
+
+// Raw forms of the scripts a lock acquisition and release run.
+var (
+	AcquireRaw = newRaw(Acquire, acquireSrc)
+	ReleaseRaw = newRaw(Release, releaseSrc)
+)
+
+func newRaw(s *redis.Script, src string) *Raw { return &Raw{src: src, digest: s.Hash()} }
+
+// Head appends what precedes KEYS: "evalsha", the digest, numkeys.
+func (r *Raw) Head(args []any, numkeys int) []any {
+	return append(args, "evalsha", r.digest, numkeys)
+}
+
+// Run sends args, which start with Head, and returns the reply. On NOSCRIPT
+// it sends EVAL with a copy of args (args itself is not changed). Every key
+// in args must be a string (Redis Cluster routes by it); ARGV may hold
+// pointers (*string, *int64), which go-redis writes as their values.
+func (r *Raw) Run(ctx context.Context, c Doer, args []any) (any, error) {
+	v, err := c.Do(ctx, args...).Result()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		ev := append([]any{"eval", r.src}, args[2:]...)
+		v, err = c.Do(ctx, ev...).Result()
+	}
+	return v, err
+}

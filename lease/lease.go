@@ -56,8 +56,8 @@ type Lease struct {
 	done       chan struct{} // closed when the lease ends; made by the first Lost (closedCh if it had ended)
 	err        error
 	validUntil time.Time
-	renewAt    time.Time   // when the next renewal round is due; zero without auto-renewal and while a round runs
-	timer      *time.Timer // runs fire at the earlier of validUntil and renewAt
+	renewAt    time.Time                       // when the next renewal round is due; zero without auto-renewal and while a round runs
+	timer      *time.Timer                     // runs fire at the earlier of validUntil and renewAt
 	watchers   map[int]context.CancelCauseFunc // canceled with err when the lease ends
 	nextWatch  int
 

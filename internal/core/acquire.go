@@ -46,17 +46,21 @@ func (s *Spec) Try(ctx context.Context) (Grant, error) {
 		var reply any
 		var err error
 		acks := int64(-1)
+		script, raw := scripts.Acquire, scripts.AcquireRaw
+		if len(g.Keys) == 1 {
+			script, raw = scripts.Acquire1, scripts.Acquire1Raw
+		}
 		if s.Replicas > 0 {
-			reply, acks, err = RunReplicated(ctx, s.Client, s.Replicas, s.ReplicaTimeout, scripts.Acquire, g.acquireKeys(), &a.token, s.TTLArg, custom)
+			reply, acks, err = RunReplicated(ctx, s.Client, s.Replicas, s.ReplicaTimeout, script, g.acquireKeys(), &a.token, s.TTLArg, custom)
 		} else {
 			args := a.args[:0]
 			if n := 6 + len(g.keyArgs); n > len(a.args) {
 				args = make([]any, 0, n)
 			}
-			args = scripts.AcquireRaw.Head(args, len(g.keyArgs))
+			args = raw.Head(args, len(g.keyArgs))
 			args = append(args, g.keyArgs...)
 			args = append(args, &a.token, s.TTLArg, customArg)
-			reply, err = scripts.AcquireRaw.Run(ctx, s.Client, args)
+			reply, err = raw.Run(ctx, s.Client, args)
 		}
 		busy, pttl := 0, time.Duration(0)
 		n := len(fences)

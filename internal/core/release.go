@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -55,7 +56,10 @@ func releasePlain(ctx context.Context, c redis.UniversalClient, groups []Group, 
 		}
 		var first int64
 		if rerr == nil {
-			_, first, rerr = ParsePair(reply)
+			var ok bool
+			if first, ok = reply.(int64); !ok || first < 0 || first > int64(len(g.Keys)) {
+				rerr = fmt.Errorf("%w: release returned %T %v", ErrReply, reply, reply)
+			}
 		}
 		if rerr != nil {
 			if err == nil {

@@ -27,6 +27,7 @@ func ParseHandoff(reply any) (status, fence int64, err error) {
 
 // ParseAcquire decodes the acquire script's reply for a group of n keys:
 // the fences on success, or the 1-based index of the held key and its PTTL.
+// For one key it also takes acquire1's integer: the fence, or -2 - pttl.
 func ParseAcquire(reply any, n int) (fences []int64, busy int, pttl time.Duration, err error) {
 	fences, busy, pttl, err = appendAcquire(nil, reply, n)
 	if busy > 0 || err != nil {
@@ -39,6 +40,17 @@ func ParseAcquire(reply any, n int) (fences []int64, busy int, pttl time.Duratio
 // busy it returns dst unchanged in length.
 func appendAcquire(dst []int64, reply any, n int) (fences []int64, busy int, pttl time.Duration, err error) {
 	n0 := len(dst)
+	if r, ok := reply.(int64); ok && n == 1 {
+		switch {
+		case r > 0:
+			return append(dst, r), 0, 0, nil
+		case r == -1:
+			return dst, 1, -1, nil // held without a TTL
+		case r < -1:
+			return dst, 1, time.Duration(-r-2) * time.Millisecond, nil
+		}
+		return dst, 0, 0, fmt.Errorf("%w: acquire returned %d", ErrReply, r)
+	}
 	arr, ok := reply.([]any)
 	if !ok || len(arr) == 0 {
 		return dst, 0, 0, fmt.Errorf("%w: acquire returned %T %v", ErrReply, reply, reply)

@@ -17,6 +17,8 @@ import (
 var (
 	//go:embed acquire.lua
 	acquireSrc string
+	//go:embed acquire1.lua
+	acquire1Src string
 	//go:embed release.lua
 	releaseSrc string
 	//go:embed prolong.lua
@@ -47,11 +49,12 @@ var (
 
 // The scripts; see each .lua file's header for KEYS, ARGV and the reply.
 var (
-	Acquire = redis.NewScript(acquireSrc)
-	Release = redis.NewScript(releaseSrc)
-	Prolong = redis.NewScript(prolongSrc)
-	Inspect = redis.NewScript(inspectSrc)
-	Handoff = redis.NewScript(handoffSrc)
+	Acquire  = redis.NewScript(acquireSrc)
+	Acquire1 = redis.NewScript(acquire1Src) // acquire for a group of one key
+	Release  = redis.NewScript(releaseSrc)
+	Prolong  = redis.NewScript(prolongSrc)
+	Inspect  = redis.NewScript(inspectSrc)
+	Handoff  = redis.NewScript(handoffSrc)
 
 	// A semaphore's scripts: one hash per name, one field per hold.
 	SemAcquire   = redis.NewScript(semAcquireSrc)
@@ -83,8 +86,9 @@ type Doer interface {
 
 // Raw forms of the scripts a lock acquisition and release run.
 var (
-	AcquireRaw = newRaw(Acquire, acquireSrc)
-	ReleaseRaw = newRaw(Release, releaseSrc)
+	AcquireRaw  = newRaw(Acquire, acquireSrc)
+	Acquire1Raw = newRaw(Acquire1, acquire1Src)
+	ReleaseRaw  = newRaw(Release, releaseSrc)
 )
 
 func newRaw(s *redis.Script, src string) *Raw { return &Raw{src: src, digest: s.Hash()} }

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -145,4 +146,71 @@ func serverStats(t *testing.T, c *redis.Client) stats {
 		s.topUsec += setUsec // the floor's SET NX is its own request
 	}
 	return s
+}
+
+// TestCPUCost measures CPU time per uncontended TryLock+Release pair, one
+// goroutine: the client process's (getrusage: user+sys, so syscalls count)
+// and redis-server's (INFO cpu), median of 7 interleaved rounds of 2,000
+// pairs. Unlike pairs/s, CPU time hardly moves when other processes load the
+// machine.
+//
+//	BENCH_DIAG=1 go test -run TestCPUCost -v
+func TestCPUCost(t *testing.T) {
+	e := diagEnv(t)
+	ctx := context.Background()
+	const n, rounds = 2000, 7
+	cli, srv := map[string][]float64{}, map[string][]float64{}
+	var ids []string
+	for r := range rounds {
+		for _, c := range contenders {
+			if c.ID == "redsync-1ms" || c.ID == "redislock-exp" {
+				continue
+			}
+			if r == 0 {
+				ids = append(ids, c.ID)
+			}
+			l := e.locker(c)
+			s0, c0 := serverCPU(t, e.admin), selfCPU()
+			for i := range n {
+				u, err := l.TryLock(ctx, fmt.Sprintf("cpu:%s:%d:%d", c.ID, r, i))
+				if err == nil {
+					err = u(ctx)
+				}
+				if err != nil {
+					t.Fatalf("%s: %v", c.ID, err)
+				}
+			}
+			c1, s1 := selfCPU(), serverCPU(t, e.admin)
+			cli[c.ID] = append(cli[c.ID], float64(c1-c0)/float64(time.Microsecond)/n)
+			srv[c.ID] = append(srv[c.ID], (s1-s0)*1e6/n)
+		}
+	}
+	for _, id := range ids {
+		t.Logf("%-14s client CPU %6.1f µs/pair · redis-server CPU %5.1f µs/pair", id, median(cli[id]), median(srv[id]))
+	}
+}
+
+// selfCPU is this process's user+system CPU time.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// serverCPU is redis-server's used_cpu_sys + used_cpu_user, in seconds.
+func serverCPU(t *testing.T, c *redis.Client) float64 {
+	t.Helper()
+	info, err := c.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+			f, _ := strconv.ParseFloat(v, 64)
+			sum += f
+		}
+	}
+	return sum
 }

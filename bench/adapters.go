@@ -5,12 +5,15 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/bsm/redislock"
 	"github.com/go-redsync/redsync/v4"
 	"github.com/go-redsync/redsync/v4/redis/goredis/v9"
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/rueidis"
+	"github.com/redis/rueidis/rueidislock"
 
 	"github.com/redlease/redlease/mutex"
 )
@@ -56,6 +59,7 @@ var contenders = []contender{
 			return redislock.ExponentialBackoff(time.Millisecond, 64*time.Millisecond)
 		}}
 	}},
+	{"rueidislock", "rueidislock v1.0.79, KeyMajority 1 (one key), KeyValidity 10 s; its own rueidis client (auto-pipelining); Release returns before the key is deleted", newRueidisLocker},
 	{"floor", "raw go-redis: SET NX + EVALSHA compare-and-delete; Lock spins with 1 ms sleeps", func(c *redis.Client) Locker { return floorLocker{c} }},
 }
 
@@ -212,3 +216,57 @@ func lockUntil(ctx context.Context, l Locker, key string, giveups *int64) (Unloc
 		*giveups++
 	}
 }
+
+// ---- rueidislock (rueidis' own client: auto-pipelining, client-side caching)
+
+// rueidislockers keeps one Locker (and its rueidis client) per server address:
+// the scenarios build a contender's Locker per cell.
+var (
+	rueidisMu      sync.Mutex
+	rueidislockers = map[string]rueidislock.Locker{}
+)
+
+type rueidisLocker struct{ l rueidislock.Locker }
+
+func newRueidisLocker(c *redis.Client) Locker {
+	addr := c.Options().Addr
+	rueidisMu.Lock()
+	defer rueidisMu.Unlock()
+	l := rueidislockers[addr]
+	if l == nil {
+		var err error
+		l, err = rueidislock.NewLocker(rueidislock.LockerOption{
+			ClientOption: rueidis.ClientOption{InitAddress: []string{addr}},
+			KeyMajority:  1, // one key on one Redis, like the others
+			KeyValidity:  ttl,
+		})
+		if err != nil {
+			return errLocker{err}
+		}
+		rueidislockers[addr] = l
+	}
+	return rueidisLocker{l}
+}
+
+func (r rueidisLocker) TryLock(ctx context.Context, key string) (Unlock, error) {
+	_, cancel, err := r.l.TryWithContext(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	// cancel returns at once; the key is deleted in the background.
+	return func(context.Context) error { cancel(); return nil }, nil
+}
+
+func (r rueidisLocker) Lock(ctx context.Context, key string) (Unlock, error) {
+	_, cancel, err := r.l.WithContext(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return func(context.Context) error { cancel(); return nil }, nil
+}
+
+// errLocker fails every call with err.
+type errLocker struct{ err error }
+
+func (e errLocker) TryLock(context.Context, string) (Unlock, error) { return nil, e.err }
+func (e errLocker) Lock(context.Context, string) (Unlock, error)    { return nil, e.err }

@@ -52,24 +52,31 @@ var (
 type Lease struct {
 	spec     *core.Spec
 	token    string  // the token the keys hold
-	tokenArg any     // token, boxed once for script calls
+	tokenArg any     // &token: boxing the pointer allocates nothing
 	fences   []int64 // one per name, in acquisition order
 
 	opMu sync.Mutex // orders renew/extend/refresh so deadlines follow Redis's order
 	gen  int64      // generation of the last extend/refresh sent, 0 at first (under opMu; see core/protocol.go)
 
 	mu         sync.Mutex
-	done       chan struct{} // closed when the lease ends
+	done       chan struct{} // closed when the lease ends; made by the first Lost (closedCh if it had ended)
 	err        error
 	validUntil time.Time
-	timer      *time.Timer
+	renewAt    time.Time                       // when the next renewal round is due; zero without auto-renewal and while a round runs
+	timer      *time.Timer                     // runs fire at the earlier of validUntil and renewAt
 	watchers   map[int]context.CancelCauseFunc // canceled with err when the lease ends
 	nextWatch  int
 
-	renewTimer *time.Timer     // runs renewRound every renew interval; nil without auto-renewal
-	renewing   sync.WaitGroup  // a renewal round in flight
-	watch      *revoke.Watcher // revocation notices for this lease; stopped when it ends
+	renewing sync.WaitGroup  // a renewal round in flight
+	watch    *revoke.Watcher // revocation notices for this lease; stopped when it ends
 }
+
+// closedCh is the Lost channel of a lease that ended before anyone asked.
+var closedCh = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 // New returns the lease of a successful acquisition. It is for this
 // module's mutex, multilock and semaphore packages: a core.Grant cannot be made
@@ -79,21 +86,23 @@ type Lease struct {
 // internal/revoke): this sends nothing on the caller's path; the first lease
 // of a client opens the notice subscription in the background.
 func New(g core.Grant) *Lease {
-	l := &Lease{spec: g.Spec, token: g.Token, tokenArg: g.Token, fences: g.Fences, done: make(chan struct{})}
+	l := &Lease{spec: g.Spec, token: g.Token, fences: g.Fences}
+	l.tokenArg = &l.token
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.validUntil = core.Validity(g.SentAt, g.PTTL, g.Spec.Drift)
-	l.timer = time.AfterFunc(time.Until(l.validUntil), l.expire)
+	if g.Spec.AutoRenew {
+		l.renewAt = time.Now().Add(g.Spec.RenewInterval)
+	}
+	// One timer serves expiry and renewal (see fire); it cannot fire before
+	// l.mu is released.
+	l.timer = time.AfterFunc(time.Until(l.next()), l.fire)
 	// Under l.mu: a notice arriving at once waits in l.revoked until
 	// l.watch is set, so loseLocked always stops the watch.
 	w, already := revoke.Watch(g.Spec.Client, g.Spec.RevokeChannel, g.Spec.RevokeHolds(g.Token, g.Fences), (*revokeTarget)(l))
 	l.watch = w
 	if already >= 0 {
 		l.loseLocked(l.revokedErr(already))
-		return l
-	}
-	if g.Spec.AutoRenew {
-		l.renewTimer = time.AfterFunc(g.Spec.RenewInterval, l.renewRound)
 	}
 	return l
 }
@@ -116,6 +125,15 @@ func (l *Lease) revokedErr(i int) error {
 		return fmt.Errorf("%w (%w)", ErrRevoked, ErrNotHeld)
 	}
 	return fmt.Errorf("%w: %q (%w)", ErrRevoked, l.spec.Names()[i], ErrNotHeld)
+}
+
+// next is when the timer must fire: the validity deadline, or the next
+// renewal round if that is earlier. Under l.mu.
+func (l *Lease) next() time.Time {
+	if !l.renewAt.IsZero() && l.renewAt.Before(l.validUntil) {
+		return l.renewAt
+	}
+	return l.validUntil
 }
 
 // Name returns the lock name; for a multi-key lease, the names in
@@ -161,7 +179,17 @@ func (l *Lease) FenceOf(name string) int64 {
 
 // Lost returns a channel that is closed when the lease ends: released,
 // expired or taken from it. The same channel is returned on every call.
-func (l *Lease) Lost() <-chan struct{} { return l.done }
+func (l *Lease) Lost() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done == nil {
+		l.done = make(chan struct{})
+		if l.err != nil {
+			close(l.done)
+		}
+	}
+	return l.done
+}
 
 // Err returns nil while the lease is held and, once Lost is closed, why it
 // ended: ErrReleased, ErrExpired, ErrNotHeld (for a multi-key lease
@@ -230,34 +258,50 @@ func (l *Lease) loseLocked(err error) {
 	}
 	l.err = err
 	l.timer.Stop()
-	if l.renewTimer != nil {
-		l.renewTimer.Stop()
-	}
 	if l.watch != nil {
 		l.watch.Stop()
 	}
 	if err != ErrReleased {
 		l.reportLost(err) // before Lost closes: whoever sees it closed sees the report
 	}
-	close(l.done)
+	if l.done == nil {
+		l.done = closedCh
+	} else {
+		close(l.done)
+	}
 	for id, f := range l.watchers {
 		f(err) // cancels a context: never calls back into l synchronously
 		delete(l.watchers, id)
 	}
 }
 
-// expire runs at the validity deadline.
-func (l *Lease) expire() {
+// fire runs when the timer does, in a goroutine of its own: at the validity
+// deadline it ends the lease; when a renewal round is due it re-arms the
+// timer for the deadline (so the lease still expires on time while the
+// round waits for Redis) and runs the round; otherwise (the deadline or the
+// round moved after the timer was set) it re-arms the timer.
+func (l *Lease) fire() {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.err != nil {
+		l.mu.Unlock()
 		return
 	}
-	if d := time.Until(l.validUntil); d > 0 {
-		l.timer.Reset(d) // a renewal moved the deadline after the timer fired
+	now := time.Now()
+	if !now.Before(l.validUntil) {
+		l.loseLocked(ErrExpired)
+		l.mu.Unlock()
 		return
 	}
-	l.loseLocked(ErrExpired)
+	round := !l.renewAt.IsZero() && !now.Before(l.renewAt)
+	if round {
+		l.renewAt = time.Time{}
+		l.renewing.Add(1) // under l.mu, before any Release can Wait
+	}
+	l.timer.Reset(time.Until(l.next()))
+	l.mu.Unlock()
+	if round {
+		l.renewRound()
+	}
 }
 
 // prolong records that Redis set the remaining TTL to pttl by a request
@@ -293,12 +337,11 @@ func (l *Lease) lower(sentAt time.Time, ttl time.Duration) {
 
 func (l *Lease) setDeadlineLocked(v time.Time) {
 	l.validUntil = v
-	d := time.Until(l.validUntil)
-	if d <= 0 {
+	if time.Until(l.validUntil) <= 0 {
 		l.loseLocked(ErrExpired)
 		return
 	}
-	l.timer.Reset(d)
+	l.timer.Reset(time.Until(l.next()))
 }
 
 // notHeld builds the error for key index i (0-based, across groups) lost.

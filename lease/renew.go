@@ -5,18 +5,12 @@ import (
 	"time"
 )
 
-// renewRound is one renewal, run by the lease's renewal timer in the
-// timer's goroutine: it resets the TTL, retrying failures with backoff until
-// the validity deadline, then re-arms the timer. Between rounds a lease owns
-// no goroutine; Release stops the timer and waits for a round in flight.
+// renewRound is one renewal, run by fire in the timer's goroutine (which
+// counted it in l.renewing): it resets the TTL, retrying failures with
+// backoff until the validity deadline, then schedules the next round. Between
+// rounds a lease owns no goroutine; Release stops the timer and waits for a
+// round in flight.
 func (l *Lease) renewRound() {
-	l.mu.Lock()
-	if l.err != nil {
-		l.mu.Unlock()
-		return
-	}
-	l.renewing.Add(1) // under l.mu, before any Release can Wait
-	l.mu.Unlock()
 	defer l.renewing.Done()
 
 	// base is canceled when the lease ends, so a renewal in flight stops
@@ -46,7 +40,7 @@ func (l *Lease) renewRound() {
 		}
 		r := time.NewTimer(d)
 		select {
-		case <-l.done:
+		case <-l.Lost():
 			r.Stop()
 			return
 		case <-r.C:
@@ -54,7 +48,8 @@ func (l *Lease) renewRound() {
 	}
 	l.mu.Lock()
 	if l.err == nil {
-		l.renewTimer.Reset(l.spec.RenewInterval)
+		l.renewAt = time.Now().Add(l.spec.RenewInterval)
+		l.timer.Reset(time.Until(l.next()))
 	}
 	l.mu.Unlock()
 }

@@ -149,9 +149,11 @@ func TestOneScriptCallPerAcquisition(t *testing.T) {
 	c := s.Client(t)
 	ctx := context.Background()
 	// Load the scripts once so the counts below are not EVAL fallbacks.
-	warm, _ := multilock.New(c, names(t, 1))
-	if l, err := warm.TryLock(ctx); err == nil {
-		l.Release(ctx)
+	for _, n := range []int{1, 2} { // one key and several run different scripts
+		warm, _ := multilock.New(c, names(t, n))
+		if l, err := warm.TryLock(ctx); err == nil {
+			l.Release(ctx)
+		}
 	}
 	for _, n := range []int{1, 4, 16} {
 		ml, _ := multilock.New(c, names(t, n), mutex.WithAutoRenew(false))

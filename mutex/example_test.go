@@ -63,11 +63,11 @@ func ExampleMutex_TryLock() {
 
 	first.Release(ctx)
 	again, err := m.TryLock(ctx)
-	fmt.Println("after release:", err == nil, "fence", again.Fence())
+	fmt.Println("after release:", err == nil, "fence larger:", again.Fence() > first.Fence())
 	again.Release(ctx)
 	// Output:
 	// second attempt locked out: true
-	// after release: true fence 2
+	// after release: true fence larger: true
 }
 
 // New checks its arguments: an invalid option is an error wrapping

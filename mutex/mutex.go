@@ -29,7 +29,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redlease/redlease/internal/core"
-	"github.com/redlease/redlease/internal/keys"
 	"github.com/redlease/redlease/lease"
 	"github.com/redlease/redlease/observe"
 )
@@ -41,6 +40,7 @@ import (
 type Mutex struct {
 	spec *core.Spec // resolved once; shared read-only by every acquisition and lease
 	name string
+	one  core.Single // spec's storage
 }
 
 // New returns a Mutex for name. It fails, with an error wrapping ErrInvalid
@@ -48,22 +48,13 @@ type Mutex struct {
 // name, a name or prefix whose key has no usable hash tag, or an invalid
 // option.
 func New(client redis.UniversalClient, name string, opts ...Option) (*Mutex, error) {
-	if err := core.CheckClient(client); err != nil {
-		return nil, fmt.Errorf("mutex.New(%q): %w: %v", name, ErrInvalid, err)
-	}
-	cfg, err := core.Resolve(opts)
+	m := &Mutex{name: name}
+	spec, err := core.InitSingle(&m.one, "mutex", observe.KindMutex, publicErrors{}, client, name, opts)
 	if err != nil {
 		return nil, fmt.Errorf("mutex.New(%q): %w: %v", name, ErrInvalid, err)
 	}
-	k, err := cfg.Key(name)
-	if err != nil {
-		return nil, fmt.Errorf("mutex.New(%q): %w: %v", name, ErrInvalid, err)
-	}
-	g, err := cfg.Group(client, []keys.Key{k})
-	if err != nil {
-		return nil, fmt.Errorf("mutex.New(%q): %w: %v", name, ErrInvalid, err)
-	}
-	return &Mutex{spec: core.NewSpec("mutex", observe.KindMutex, publicErrors{}, client, cfg, []core.Group{g}), name: name}, nil
+	m.spec = spec
+	return m, nil
 }
 
 // Name returns the lock name.
@@ -102,14 +93,14 @@ func (m *Mutex) TryLock(ctx context.Context) (*lease.Lease, error) {
 	start := m.spec.TryStart()
 	g, err := m.spec.Try(ctx)
 	m.spec.TryEnd(ctx, start, err, ErrLocked)
+	if err == nil {
+		return lease.New(g), nil
+	}
 	var le *LockedError
 	if errors.As(err, &le) {
 		return nil, le
 	}
-	if err != nil {
-		return nil, fmt.Errorf("mutex: trylock %q: %w", m.name, err)
-	}
-	return lease.New(g), nil
+	return nil, fmt.Errorf("mutex: trylock %q: %w", m.name, err)
 }
 
 // Locked reports whether anyone holds the lock (redis-py locked).

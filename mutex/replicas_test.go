@@ -62,7 +62,9 @@ func TestWithReplicas(t *testing.T) {
 	name := uniqueName(t)
 	key := "redlease:{" + name + "}"
 
-	m := newMutex(t, c, name, mutex.WithReplicas(1, 500*time.Millisecond))
+	// Generous: WAIT returns as soon as the replica acknowledges; a loaded
+	// machine can be slow to.
+	m := newMutex(t, c, name, mutex.WithReplicas(1, 2*time.Second))
 	l, err := m.TryLock(ctx)
 	if err != nil {
 		t.Fatalf("TryLock with 1 replica: %v", err)
@@ -87,7 +89,7 @@ func TestWithReplicas(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	_, err = m.TryLock(ctx)
+	_, err = newMutex(t, c, name, mutex.WithReplicas(1, 500*time.Millisecond)).TryLock(ctx)
 	syscall.Kill(pid, syscall.SIGCONT)
 	if !errors.Is(err, mutex.ErrNotReplicated) {
 		t.Fatalf("TryLock with the replica stopped: %v", err)
@@ -114,7 +116,7 @@ func TestWithReplicasRenewalNeedsAck(t *testing.T) {
 	c := master.Client(t)
 	ctx := context.Background()
 	name := uniqueName(t)
-	m := newMutex(t, c, name, mutex.WithTTL(600*time.Millisecond), mutex.WithReplicas(1, 50*time.Millisecond))
+	m := newMutex(t, c, name, mutex.WithTTL(3*time.Second), mutex.WithReplicas(1, 400*time.Millisecond))
 	l, err := m.TryLock(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -31,40 +31,54 @@ func (s *Spec) Try(ctx context.Context) (Grant, error) {
 	if err := ctx.Err(); err != nil {
 		return Grant{}, err // nothing sent, nothing to clean up
 	}
-	token, custom := s.Token, "1"
-	if token == "" {
-		token, custom = NewToken(), "0"
+	a := &attempt{token: s.Token}
+	custom, customArg := "1", any("1") // a constant boxes without allocating
+	if a.token == "" {
+		a.token, custom, customArg = NewToken(), "0", "0"
 	}
-	var tokenArg any = token
+	token := a.token
 	sentAt := time.Now()
-	fences := make([]int64, 0, len(s.Groups[0].Keys))
+	fences := a.fence[:0]
+	if len(s.Groups) > 1 || len(s.Groups[0].Keys) > 1 {
+		fences = make([]int64, 0, len(s.Groups[0].Keys))
+	}
 	for gi, g := range s.Groups {
 		var reply any
 		var err error
 		acks := int64(-1)
-		if s.Replicas > 0 {
-			reply, acks, err = RunReplicated(ctx, s.Client, s.Replicas, s.ReplicaTimeout, scripts.Acquire, g.acquireKeys(), tokenArg, s.TTLArg, custom)
-		} else {
-			reply, err = scripts.Acquire.Run(ctx, s.Client, g.acquireKeys(), tokenArg, s.TTLArg, custom).Result()
+		script, raw := scripts.Acquire, scripts.AcquireRaw
+		if len(g.Keys) == 1 {
+			script, raw = scripts.Acquire1, scripts.Acquire1Raw
 		}
-		var got []int64
+		if s.Replicas > 0 {
+			reply, acks, err = RunReplicated(ctx, s.Client, s.Replicas, s.ReplicaTimeout, script, g.acquireKeys(), &a.token, s.TTLArg, custom)
+		} else {
+			args := a.args[:0]
+			if n := 6 + len(g.keyArgs); n > len(a.args) {
+				args = make([]any, 0, n)
+			}
+			args = raw.Head(args, len(g.keyArgs))
+			args = append(args, g.keyArgs...)
+			args = append(args, &a.token, s.TTLArg, customArg)
+			reply, err = raw.Run(ctx, s.Client, args)
+		}
 		busy, pttl := 0, time.Duration(0)
+		n := len(fences)
 		if err == nil {
-			got, busy, pttl, err = ParseAcquire(reply, len(g.Keys))
+			fences, busy, pttl, err = appendAcquire(fences, reply, len(g.Keys))
 		}
 		if err != nil {
-			s.cleanup(ctx, s.Groups[:gi], token, fences)
+			s.cleanup(ctx, s.Groups[:gi], token, fences[:n])
 			if custom == "0" {
 				s.cleanup(ctx, s.Groups[gi:gi+1], token, nil) // it may have run
 			}
 			return Grant{}, err
 		}
 		if busy > 0 {
-			s.cleanup(ctx, s.Groups[:gi], token, fences)
+			s.cleanup(ctx, s.Groups[:gi], token, fences[:n])
 			k := g.Keys[busy-1]
 			return Grant{}, &busyError{err: s.Errors.Locked(k.Name, pttl), key: k, pttl: pttl}
 		}
-		fences = append(fences, got...)
 		if acks >= 0 && acks < int64(s.Replicas) {
 			s.cleanup(ctx, s.Groups[:gi+1], token, fences)
 			return Grant{}, s.Errors.NotReplicated(acks, s.Replicas)
@@ -75,6 +89,15 @@ func (s *Spec) Try(ctx context.Context) (Grant, error) {
 		return Grant{}, fmt.Errorf("%w (TTL %v)", ErrSlowReply, s.TTL)
 	}
 	return Grant{Spec: s, Token: token, Fences: fences, SentAt: sentAt, PTTL: s.TTL}, nil
+}
+
+// attempt is one Try's storage, allocated at once: the token (the script
+// argument points to it), a single key's fence and the argument list of a
+// group of up to two keys.
+type attempt struct {
+	token string
+	fence [1]int64
+	args  [9]any
 }
 
 // cleanup releases holds that an attempt with token may have created in

@@ -40,7 +40,7 @@ type Config struct {
 	Observer observe.Observer // nil: nothing is observed
 	Logger   *slog.Logger     // nil: nothing is logged
 
-	TTLArg any // TTL in ms, boxed once for script calls
+	TTLArg any // TTL in ms, boxed once for script calls (set by NewSpec: points into the Spec)
 }
 
 // Option is what the public option types implement (mutex.Option).
@@ -50,14 +50,22 @@ type Option interface{ Apply(*Config) }
 // errors name the value and the rule; the caller wraps them into its
 // package's ErrInvalid.
 func Resolve[O Option](opts []O) (Config, error) {
-	c := Config{TTL: DefaultTTL, AutoRenew: true, NewBackoff: DefaultBackoff, Drift: DefaultDrift, Prefix: DefaultPrefix}
+	var c Config
+	err := ResolveTo(&c, opts)
+	return c, err
+}
+
+// ResolveTo is Resolve into *c, which the options see (so c escapes): for a
+// Config that is already part of a heap object.
+func ResolveTo[O Option](c *Config, opts []O) error {
+	*c = Config{TTL: DefaultTTL, AutoRenew: true, NewBackoff: DefaultBackoff, Drift: DefaultDrift, Prefix: DefaultPrefix}
 	for i, o := range opts {
 		if any(o) == nil {
-			return c, fmt.Errorf("nil option (option %d)", i)
+			return fmt.Errorf("nil option (option %d)", i)
 		}
-		o.Apply(&c)
+		o.Apply(c)
 	}
-	return c, c.validate()
+	return c.validate()
 }
 
 func (c *Config) validate() error {
@@ -92,7 +100,6 @@ func (c *Config) validate() error {
 	if c.Replicas > 0 && (c.ReplicaTimeout <= 0 || c.ReplicaTimeout >= c.TTL) {
 		return fmt.Errorf("replica timeout %v: must be positive and shorter than the TTL %v", c.ReplicaTimeout, c.TTL)
 	}
-	c.TTLArg = c.TTL.Milliseconds()
 	return nil
 }
 

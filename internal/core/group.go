@@ -1,6 +1,8 @@
 package core
 
 import (
+	"sync/atomic"
+
 	"github.com/redlease/redlease/internal/keys"
 )
 
@@ -12,21 +14,50 @@ type Group struct {
 
 	lock     []string // KEYS of release, renew, extend, refresh, inspect
 	acquire  []string // KEYS of acquire and handoff: lock keys, then the slot's fence counter
-	wakeArgs []any    // ARGV[2..] of release
+	keyArgs  []any    // acquire, boxed once for raw script calls (lock keys = keyArgs[:len(Keys)])
+	wakeArgs []any    // ARGV[2..] of release: pointers to the Keys' Wake (boxing them allocates nothing)
 }
 
 // NewGroup precomputes the script arguments of ks, whose fence counter is
 // fence (see keys.FenceKey).
 func NewGroup(ks []keys.Key, fence string) Group {
-	g := Group{Keys: ks, lock: make([]string, len(ks)), acquire: make([]string, 0, len(ks)+1), wakeArgs: make([]any, len(ks))}
-	for i, k := range ks {
-		g.lock[i] = k.Lock
-		g.wakeArgs[i] = k.Wake
+	n := len(ks)
+	acquire := make([]string, n+1)
+	return newGroup(ks, fence, acquire, make([]any, 2*n+1))
+}
+
+// newGroup builds the group of ks in the storage given: acquire has room for
+// len(ks)+1 keys, args for 2*len(ks)+1 values.
+func newGroup(ks []keys.Key, fence string, acquire []string, args []any) Group {
+	n := len(ks)
+	g := Group{Keys: ks, lock: acquire[:n:n], acquire: acquire, keyArgs: args[: n+1 : n+1], wakeArgs: args[n+1:]}
+	for i := range ks {
+		g.acquire[i] = ks[i].Lock
+		g.keyArgs[i] = ks[i].Lock
+		g.wakeArgs[i] = &ks[i].Wake
 	}
-	g.acquire = append(g.acquire, g.lock...)
-	g.acquire = append(g.acquire, fence)
+	g.acquire[n] = fence
+	g.keyArgs[n] = fenceArg(fence)
 	return g
 }
+
+// fenceArg boxes a fence counter's name; the last one is remembered, since
+// most processes have one (every mutex.New would box it again).
+func fenceArg(fence string) any {
+	if p := lastFenceArg.Load(); p != nil && p.key == fence {
+		return p.arg
+	}
+	a := &boxedKey{key: fence, arg: fence}
+	lastFenceArg.Store(a)
+	return a.arg
+}
+
+type boxedKey struct {
+	key string
+	arg any
+}
+
+var lastFenceArg atomic.Pointer[boxedKey]
 
 // LockKeys returns the lock keys of g. The slice must not be modified.
 func (g Group) LockKeys() []string { return g.lock }
@@ -37,12 +68,18 @@ func (g Group) acquireKeys() []string { return g.acquire }
 // each key's hold (nil: any fence, for an attempt's cleanup), the channels.
 func (g Group) ReleaseArgs(token any, fences []int64) []any {
 	out := make([]any, 0, 1+2*len(g.wakeArgs))
+	return g.appendReleaseArgs(out, token, fences)
+}
+
+// appendReleaseArgs appends ReleaseArgs to out; fences is read through
+// pointers (no boxing), so it must not change until the call returns.
+func (g Group) appendReleaseArgs(out []any, token any, fences []int64) []any {
 	out = append(out, token)
 	for i := range g.Keys {
 		if fences == nil {
 			out = append(out, "")
 		} else {
-			out = append(out, fences[i])
+			out = append(out, &fences[i])
 		}
 	}
 	return append(out, g.wakeArgs...)

@@ -23,7 +23,10 @@ package core
 //
 //  2. Every script is safe to run twice. acquire finds its own token and
 //     returns the first run's fences (it checks every key before writing
-//     any); handoff finds its handoff token and returns the first run's
+//     any); acquire1 (a group of one key) draws a fence before its SET NX,
+//     finds its own token in the value SET NX GET returns, and returns the
+//     first run's fence (the one it drew stays unused: fences only need to
+//     increase strictly per name); handoff finds its handoff token and returns the first run's
 //     fence; release and inspect are idempotent; prolong's renew never
 //     shortens, and its extend and refresh apply once per generation; an
 //     operator's revoke deletes only holds with its token, and a second

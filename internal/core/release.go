@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -31,7 +32,7 @@ func ReleaseGroups(ctx context.Context, c redis.UniversalClient, groups []Group,
 // release may have run (a first run whose reply was lost), and a needless
 // wake-up only costs the head one attempt.
 func releasePlain(ctx context.Context, c redis.UniversalClient, groups []Group, token string, fences []int64) (missing *keys.Key, err error) {
-	var tokenArg any = token
+	call := &releaseCall{token: token} // the arguments point into it
 	offset := 0
 	for _, g := range groups {
 		var gf []int64
@@ -42,13 +43,23 @@ func releasePlain(ctx context.Context, c redis.UniversalClient, groups []Group, 
 			}
 		}
 		offset += len(g.Keys)
-		reply, rerr := scripts.Release.Run(ctx, c, g.LockKeys(), g.ReleaseArgs(tokenArg, gf)...).Result()
+		args := call.args[:0]
+		if n := 4 + 3*len(g.Keys); n > len(call.args) {
+			args = make([]any, 0, n)
+		}
+		args = scripts.ReleaseRaw.Head(args, len(g.Keys))
+		args = append(args, g.keyArgs[:len(g.Keys)]...)
+		args = g.appendReleaseArgs(args, &call.token, gf)
+		reply, rerr := scripts.ReleaseRaw.Run(ctx, c, args)
 		for _, k := range g.Keys {
 			wake.Released(c, k.Wake)
 		}
 		var first int64
 		if rerr == nil {
-			_, first, rerr = ParsePair(reply)
+			var ok bool
+			if first, ok = reply.(int64); !ok || first < 0 || first > int64(len(g.Keys)) {
+				rerr = fmt.Errorf("%w: release returned %T %v", ErrReply, reply, reply)
+			}
 		}
 		if rerr != nil {
 			if err == nil {
@@ -62,6 +73,13 @@ func releasePlain(ctx context.Context, c redis.UniversalClient, groups []Group, 
 		}
 	}
 	return missing, err
+}
+
+// releaseCall is a release's storage, allocated at once: the token the
+// arguments point to and the argument list of a group of one key.
+type releaseCall struct {
+	token string
+	args  [7]any
 }
 
 // handoff releases the single key of g held with token and fence and, if no

@@ -27,45 +27,67 @@ func ParseHandoff(reply any) (status, fence int64, err error) {
 
 // ParseAcquire decodes the acquire script's reply for a group of n keys:
 // the fences on success, or the 1-based index of the held key and its PTTL.
+// For one key it also takes acquire1's integer: the fence, or -2 - pttl.
 func ParseAcquire(reply any, n int) (fences []int64, busy int, pttl time.Duration, err error) {
+	fences, busy, pttl, err = appendAcquire(nil, reply, n)
+	if busy > 0 || err != nil {
+		fences = nil
+	}
+	return fences, busy, pttl, err
+}
+
+// appendAcquire is ParseAcquire appending the fences to dst; on failure or
+// busy it returns dst unchanged in length.
+func appendAcquire(dst []int64, reply any, n int) (fences []int64, busy int, pttl time.Duration, err error) {
+	n0 := len(dst)
+	if r, ok := reply.(int64); ok && n == 1 {
+		switch {
+		case r > 0:
+			return append(dst, r), 0, 0, nil
+		case r == -1:
+			return dst, 1, -1, nil // held without a TTL
+		case r < -1:
+			return dst, 1, time.Duration(-r-2) * time.Millisecond, nil
+		}
+		return dst, 0, 0, fmt.Errorf("%w: acquire returned %d", ErrReply, r)
+	}
 	arr, ok := reply.([]any)
 	if !ok || len(arr) == 0 {
-		return nil, 0, 0, fmt.Errorf("%w: acquire returned %T %v", ErrReply, reply, reply)
+		return dst, 0, 0, fmt.Errorf("%w: acquire returned %T %v", ErrReply, reply, reply)
 	}
 	status, ok := arr[0].(int64)
 	if !ok {
-		return nil, 0, 0, fmt.Errorf("%w: acquire status %T %v", ErrReply, arr[0], arr[0])
+		return dst, 0, 0, fmt.Errorf("%w: acquire status %T %v", ErrReply, arr[0], arr[0])
 	}
 	switch status {
 	case 1:
 		if len(arr) != n+1 {
-			return nil, 0, 0, fmt.Errorf("%w: acquire returned %d fences for %d keys", ErrReply, len(arr)-1, n)
+			return dst, 0, 0, fmt.Errorf("%w: acquire returned %d fences for %d keys", ErrReply, len(arr)-1, n)
 		}
-		fences = make([]int64, n)
-		for i := range fences {
+		for i := 0; i < n; i++ {
 			f, ok := arr[i+1].(int64)
 			if !ok || f <= 0 {
-				return nil, 0, 0, fmt.Errorf("%w: fence %v", ErrReply, arr[i+1])
+				return dst[:n0], 0, 0, fmt.Errorf("%w: fence %v", ErrReply, arr[i+1])
 			}
-			fences[i] = f
+			dst = append(dst, f)
 		}
-		return fences, 0, 0, nil
+		return dst, 0, 0, nil
 	case 0:
 		if len(arr) != 3 {
-			return nil, 0, 0, fmt.Errorf("%w: acquire busy reply %v", ErrReply, arr)
+			return dst, 0, 0, fmt.Errorf("%w: acquire busy reply %v", ErrReply, arr)
 		}
 		ms, ok1 := arr[1].(int64)
 		idx, ok2 := arr[2].(int64)
 		if !ok1 || !ok2 || idx < 1 || idx > int64(n) {
-			return nil, 0, 0, fmt.Errorf("%w: acquire busy reply %v", ErrReply, arr)
+			return dst, 0, 0, fmt.Errorf("%w: acquire busy reply %v", ErrReply, arr)
 		}
 		pttl = time.Duration(ms) * time.Millisecond
 		if ms < 0 {
 			pttl = time.Duration(ms) // -1: no TTL, -2: gone since; kept negative
 		}
-		return nil, int(idx), pttl, nil
+		return dst, int(idx), pttl, nil
 	}
-	return nil, 0, 0, fmt.Errorf("%w: acquire status %d", ErrReply, status)
+	return dst, 0, 0, fmt.Errorf("%w: acquire status %d", ErrReply, status)
 }
 
 // ParsePair decodes a two-integer script reply.

@@ -26,16 +26,32 @@ type Spec struct {
 	Probe  observe.Probe // nil: nothing is observed (see observe.go)
 
 	RevokeChannel string // where revocations of s's holds are announced (see internal/revoke)
+
+	ttlMs int64 // TTL in ms: TTLArg points here, so boxing it allocates nothing
 }
 
 // NewSpec resolves a lock of kind: c for groups through client, on behalf of
 // op. It asks c's observer, if any, for the lock's probe.
 func NewSpec(op string, kind observe.Kind, errs Errors, client redis.UniversalClient, c Config, groups []Group) *Spec {
-	s := &Spec{Config: c, Op: op, Errors: errs, Client: client, Groups: groups, Kind: kind, RevokeChannel: revoke.Channel(c.Prefix)}
-	if c.Observer != nil {
-		s.Probe = c.Observer.Probe(kind, strings.Join(s.Names(), ","))
-	}
+	s := &Spec{Config: c, Op: op, Errors: errs, Client: client, Groups: groups}
+	s.finish(kind)
 	return s
+}
+
+// finish sets what NewSpec and InitSingle derive from the configuration and
+// the groups.
+func (s *Spec) finish(kind observe.Kind) {
+	s.Kind = kind
+	s.RevokeChannel = revoke.Channel(s.Prefix)
+	if s.Observer != nil {
+		s.Probe = s.Observer.Probe(kind, strings.Join(s.Names(), ","))
+	}
+	s.setTTLArg()
+}
+
+func (s *Spec) setTTLArg() {
+	s.ttlMs = s.TTL.Milliseconds()
+	s.TTLArg = &s.ttlMs
 }
 
 // Names returns the lock names of s in acquisition order.

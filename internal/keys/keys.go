@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Key holds the Redis names belonging to one lock name.
@@ -35,15 +36,31 @@ func (e *RuleError) Error() string { return fmt.Sprintf("%q: %s", e.Value, e.Rul
 // name starting with '}' or a prefix containing "{}"): Redis would then hash the
 // whole key, and the lock and fence keys could land in different slots.
 func For(prefix, name string) (Key, error) {
+	return forName(prefix, name, true)
+}
+
+// ForUnsharded is For for a client that is not a Redis Cluster client, where
+// hash slots route nothing: Slot is left 0 (the CRC16 is not computed).
+func ForUnsharded(prefix, name string) (Key, error) {
+	return forName(prefix, name, false)
+}
+
+func forName(prefix, name string, slot bool) (Key, error) {
 	if name == "" {
 		return Key{}, &RuleError{Value: name, Rule: "lock name must not be empty"}
 	}
-	lock := prefix + "{" + name + "}"
+	// One string holds both names: the lock key is the channel's prefix.
+	wake := prefix + "{" + name + "}:wake"
+	lock := wake[:len(wake)-len(":wake")]
 	tag := HashTag(lock)
 	if tag == lock {
 		return Key{}, &RuleError{Value: name, Rule: fmt.Sprintf("lock key %q has an empty hash tag (a name may not start with '}', a prefix may not contain \"{}\")", truncate(lock))}
 	}
-	return Key{Name: name, Lock: lock, Wake: lock + ":wake", Slot: Slot(lock)}, nil
+	k := Key{Name: name, Lock: lock, Wake: wake}
+	if slot {
+		k.Slot = slotOfTag(tag)
+	}
+	return k, nil
 }
 
 // FenceKey returns the fence counter that serves the lock keys of slot under
@@ -55,7 +72,7 @@ func For(prefix, name string) (Key, error) {
 // reaches slot (a prefix whose own hash tag pins every key elsewhere).
 func FenceKey(prefix string, slot int, cluster bool) (key string, ok bool) {
 	if !cluster {
-		return prefix + "fence", true
+		return unshardedFence(prefix), true
 	}
 	ck := fenceCacheKey{prefix, slot}
 	if k, ok := fenceCache.Load(ck); ok {
@@ -78,6 +95,19 @@ type fenceCacheKey struct {
 
 var fenceCache sync.Map // fenceCacheKey → string
 
+// The fence counter of the last prefix asked for without cluster: most
+// processes use one prefix, so mutex.New needs no concatenation.
+var lastFence atomic.Pointer[[2]string] // prefix, key
+
+func unshardedFence(prefix string) string {
+	if p := lastFence.Load(); p != nil && p[0] == prefix {
+		return p[1]
+	}
+	k := prefix + "fence"
+	lastFence.Store(&[2]string{prefix, k})
+	return k
+}
+
 func truncate(s string) string {
 	if len(s) > 64 {
 		return s[:64] + "…"
@@ -99,13 +129,16 @@ func HashTag(key string) string {
 // Slot returns the Redis Cluster hash slot of key (CRC16/XMODEM of its hash
 // tag, modulo 16384).
 func Slot(key string) int {
-	return int(crc16(HashTag(key)) % 16384)
+	return slotOfTag(HashTag(key))
 }
 
-func crc16(s string) uint16 {
-	var crc uint16
-	for i := 0; i < len(s); i++ {
-		crc ^= uint16(s[i]) << 8
+func slotOfTag(tag string) int { return int(crc16(tag) % 16384) }
+
+// crcTable[b] is the CRC16/XMODEM of the byte b: a table lookup per byte
+// instead of eight shifts.
+var crcTable = func() (t [256]uint16) {
+	for i := range t {
+		crc := uint16(i) << 8
 		for b := 0; b < 8; b++ {
 			if crc&0x8000 != 0 {
 				crc = crc<<1 ^ 0x1021
@@ -113,6 +146,15 @@ func crc16(s string) uint16 {
 				crc <<= 1
 			}
 		}
+		t[i] = crc
+	}
+	return t
+}()
+
+func crc16(s string) uint16 {
+	var crc uint16
+	for i := 0; i < len(s); i++ {
+		crc = crc<<8 ^ crcTable[byte(crc>>8)^s[i]]
 	}
 	return crc
 }

@@ -1,4 +1,5 @@
 -- acquire: take every lock key of one group (same hash slot), or none.
+-- (A group of one key uses acquire1.lua.)
 -- KEYS[1..n]  lock keys
 -- KEYS[n+1]   the fence counter of their hash slot
 -- ARGV[1]     the attempt's token

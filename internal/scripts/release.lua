@@ -6,15 +6,15 @@
 --                   whose reply was lost, under a token made for it alone)
 -- ARGV[n+2..2n+1]   the wake-up channel of each key
 -- A held key's value is "<fence>:<gen>:<token>" (see internal/core/protocol.go).
--- Returns {released, first}: how many keys were deleted, and the index of the
--- first key that did not hold the hold (0 if all did). Other keys are never
+-- Returns the index of the first key that did not hold the hold (0 if all
+-- did): an integer, cheaper to reply than a table. Other keys are never
 -- touched. Each deletion publishes "<fence>:<token>" on the key's channel
 -- with SPUBLISH (sharded, Redis 7+), or PUBLISH where SPUBLISH is unknown.
 -- Run twice, or late: the second run finds nothing of the hold and deletes
--- nothing ({0, 1}); a fence is never given twice, so it cannot delete a later
+-- nothing (1); a fence is never given twice, so it cannot delete a later
 -- hold, not even a re-obtain under the same custom token.
 local n = #KEYS
-local released, first = 0, 0
+local first = 0
 for i = 1, n do
   local v = redis.call('get', KEYS[i])
   local f, t
@@ -23,7 +23,6 @@ for i = 1, n do
   end
   if t == ARGV[1] and (ARGV[i + 1] == '' or f == ARGV[i + 1]) then
     redis.call('del', KEYS[i])
-    released = released + 1
     local ch, msg = ARGV[n + i + 1], f .. ':' .. t
     local ok = redis.pcall('spublish', ch, msg)
     if type(ok) == 'table' and ok.err then
@@ -33,4 +32,4 @@ for i = 1, n do
     first = i
   end
 end
-return {released, first}
+return first

@@ -8,6 +8,7 @@
 package scripts
 
 import (
+	"context"
 	_ "embed"
 
 	"github.com/redis/go-redis/v9"
@@ -16,6 +17,8 @@ import (
 var (
 	//go:embed acquire.lua
 	acquireSrc string
+	//go:embed acquire1.lua
+	acquire1Src string
 	//go:embed release.lua
 	releaseSrc string
 	//go:embed prolong.lua
@@ -58,11 +61,12 @@ var (
 
 // The scripts; see each .lua file's header for KEYS, ARGV and the reply.
 var (
-	Acquire = redis.NewScript(acquireSrc)
-	Release = redis.NewScript(releaseSrc)
-	Prolong = redis.NewScript(prolongSrc)
-	Inspect = redis.NewScript(inspectSrc)
-	Handoff = redis.NewScript(handoffSrc)
+	Acquire  = redis.NewScript(acquireSrc)
+	Acquire1 = redis.NewScript(acquire1Src) // acquire for a group of one key
+	Release  = redis.NewScript(releaseSrc)
+	Prolong  = redis.NewScript(prolongSrc)
+	Inspect  = redis.NewScript(inspectSrc)
+	Handoff  = redis.NewScript(handoffSrc)
 
 	// An operator's view of a lock and its revocation (see internal/revoke).
 	Status = redis.NewScript(statusSrc)
@@ -85,3 +89,44 @@ var (
 	RWStatus  = redis.NewScript(rwStatusSrc)
 	RWRevoke  = redis.NewScript(rwRevokeSrc)
 )
+
+// Raw runs a script with an argument list its caller built, through Do: the
+// caller boxes what it reuses (keys, a token) once, where Script.Run would
+// box every key and copy the list again on each call. Like Script.Run it
+// sends EVALSHA and falls back to EVAL after NOSCRIPT.
+type Raw struct {
+	src    string
+	digest any // the SHA1, boxed once
+}
+
+// Doer is what Raw needs of a client (every go-redis client has it).
+type Doer interface {
+	Do(ctx context.Context, args ...any) *redis.Cmd
+}
+
+// Raw forms of the scripts a lock acquisition and release run.
+var (
+	AcquireRaw  = newRaw(Acquire, acquireSrc)
+	Acquire1Raw = newRaw(Acquire1, acquire1Src)
+	ReleaseRaw  = newRaw(Release, releaseSrc)
+)
+
+func newRaw(s *redis.Script, src string) *Raw { return &Raw{src: src, digest: s.Hash()} }
+
+// Head appends what precedes KEYS: "evalsha", the digest, numkeys.
+func (r *Raw) Head(args []any, numkeys int) []any {
+	return append(args, "evalsha", r.digest, numkeys)
+}
+
+// Run sends args, which start with Head, and returns the reply. On NOSCRIPT
+// it sends EVAL with a copy of args (args itself is not changed). Every key
+// in args must be a string (Redis Cluster routes by it); ARGV may hold
+// pointers (*string, *int64), which go-redis writes as their values.
+func (r *Raw) Run(ctx context.Context, c Doer, args []any) (any, error) {
+	v, err := c.Do(ctx, args...).Result()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		ev := append([]any{"eval", r.src}, args[2:]...)
+		v, err = c.Do(ctx, ev...).Result()
+	}
+	return v, err
+}

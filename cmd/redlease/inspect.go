@@ -180,7 +180,8 @@ newer holder are never touched (exit 81). Which token:
                  shown (or "yes"); any other answer revokes nothing (exit 1)
 
 A revocation whose reply is lost (69) may or may not have happened; running
-the same unlock --token again is safe: it exits 0 if the hold was revoked.`,
+the same unlock --token again is safe: it exits 0, saying "revoked already",
+while Redis remembers the revocation (as long as the hold would have lived).`,
 	conn:  true,
 	exits: []int{exitOK, exitDeclined, exitUsage, exitUnavailable, exitInternal, exitNotHeld},
 	setup: func(fs *flag.FlagSet, _ *connFlags) func(*invocation, []string) error {
@@ -248,7 +249,7 @@ func (o *unlockOpts) run(inv *invocation, args []string) error {
 		}
 		token = st.Token
 	}
-	return revoke(inv, m, t, token)
+	return revoke(inv, m, t, token, st.Held && st.Token == token)
 }
 
 // confirm asks on stderr for the token shown or "yes" and reads one line.
@@ -265,11 +266,16 @@ func confirm(inv *invocation, st mutex.Status) (bool, error) {
 	return answer == "yes" || answer == st.Token, nil
 }
 
-// revoke revokes the hold with token, mapping the outcome to a status.
-func revoke(inv *invocation, m *mutex.Mutex, t *target, token string) error {
+// revoke revokes the hold with token, mapping the outcome to a status;
+// shown says the status just printed had that token.
+func revoke(inv *invocation, m *mutex.Mutex, t *target, token string, shown bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
 	switch err := m.Revoke(ctx, token); {
+	case err == nil && !shown:
+		// Revoke also succeeds on the tombstone of an earlier revocation.
+		fmt.Fprintf(inv.stdout, "%s: %s was revoked already\n", m.Name(), token)
+		return nil
 	case err == nil:
 		fmt.Fprintf(inv.stdout, "%s: revoked %s\n", m.Name(), token)
 		return nil

@@ -141,9 +141,9 @@ func TestUnlockStaleToken(t *testing.T) {
 		t.Fatalf("the newer holder: owned=%v err=%v", ok, err)
 	}
 	// The right token revokes, and a retry of it still says 0.
-	for i := 0; i < 2; i++ {
-		if r := shell(t, env, `"$BIN" unlock --force --token `+l.Token()+` job`); r.code != exitOK {
-			t.Fatalf("unlock #%d with the holder's token: want 0: %v", i+1, r)
+	for i, want := range []string{"job: revoked " + l.Token(), "job: " + l.Token() + " was revoked already"} {
+		if r := shell(t, env, `"$BIN" unlock --force --token `+l.Token()+` job`); r.code != exitOK || !strings.Contains(r.stdout, want) {
+			t.Fatalf("unlock #%d with the holder's token: want 0 and %q: %v", i+1, want, r)
 		}
 	}
 	select {

@@ -1,8 +1,11 @@
 // Command redlease runs a command while holding a redlease lock, renewing it
-// while the command runs and stopping the command if the lock is lost.
+// while the command runs and stopping the command if the lock is lost; it
+// also shows who holds a lock and revokes a hold.
 //
 //	go install github.com/redlease/redlease/cmd/redlease@latest
 //	redlease run --wait 5m nightly-backup -- /usr/local/bin/backup.sh
+//	redlease status nightly-backup
+//	redlease unlock --force nightly-backup
 //
 // Run "redlease --help" and "redlease COMMAND --help" for flags, environment
 // variables and exit statuses; the README's "Operating it" section has the

@@ -15,13 +15,14 @@ import (
 // each of its own.
 const (
 	exitOK          = 0
+	exitDeclined    = 1   // unlock: the answer at the prompt did not confirm; nothing revoked
 	exitUsage       = 64  // EX_USAGE: bad flags, arguments or environment values
 	exitUnavailable = 69  // EX_UNAVAILABLE: Redis unreachable or failing
 	exitInternal    = 70  // EX_SOFTWARE: an unexpected error inside redlease
 	exitBusy        = 75  // EX_TEMPFAIL: the lock stayed held by another owner for the whole --wait
 	exitLost        = 79  // run: the lock was lost (expired, deleted, taken) before the command finished
 	exitRevoked     = 80  // run: the lock was revoked (unlock --force) before the command finished
-	exitNotHeld     = 81  // status/unlock: a name is not held (or no longer holds the token given)
+	exitNotHeld     = 81  // status --held, unlock: a name is not held (or no longer with the token given)
 	exitNotFound    = 127 // run: the command was not found (as in sh)
 	exitNoExec      = 126 // run: the command was found but could not be executed (as in sh)
 )
@@ -35,14 +36,15 @@ type exitInfo struct {
 // exitTable lists every status redlease itself may return. A command's help
 // lists the entries named in its exits field, in this order.
 var exitTable = []exitInfo{
-	{exitOK, "success (run: the command exited 0 and the lock was released)"},
+	{exitOK, "success (run: the command exited 0 and the lock was released; status: every name was read; unlock: the hold was revoked)"},
+	{exitDeclined, "unlock: the answer at the prompt was not the token or yes; nothing was revoked"},
 	{exitUsage, "bad flags, arguments or environment values"},
 	{exitUnavailable, "Redis unreachable or answering with errors"},
 	{exitInternal, "internal error in redlease"},
 	{exitBusy, "the lock stayed held by another owner for the whole --wait"},
 	{exitLost, "the lock was lost (expired, deleted, or taken) before the command finished; the command was signalled"},
 	{exitRevoked, "the lock was revoked (redlease unlock --force) before the command finished; the command was signalled"},
-	{exitNotHeld, "the name is not held (or no longer holds the token given)"},
+	{exitNotHeld, "not held: unlock found the lock free or held with another token than the one shown or given, and revoked nothing; status --held found a name free"},
 	{exitNoExec, "the command could not be executed (permission denied, not an executable)"},
 	{exitNotFound, "the command was not found"},
 }

@@ -1,8 +1,11 @@
 // Command redlease runs a command while holding a redlease lock, renewing it
-// while the command runs and stopping the command if the lock is lost.
+// while the command runs and stopping the command if the lock is lost; it
+// also shows who holds a lock and revokes a hold.
 //
 //	go install github.com/redlease/redlease/cmd/redlease@latest
 //	redlease run --wait 5m nightly-backup -- /usr/local/bin/backup.sh
+//	redlease status nightly-backup
+//	redlease unlock --force nightly-backup
 //
 // Run "redlease --help" and "redlease COMMAND --help" for flags, environment
 // variables and exit statuses; the README's "Operating it" section has the
@@ -39,12 +42,14 @@ type command struct {
 }
 
 // commands is the subcommand table, in help order.
-var commands = []*command{runCommand, versionCommand}
+var commands = []*command{runCommand, statusCommand, unlockCommand, versionCommand}
 
 // invocation is what a command may touch of the process, so that the
 // dispatcher can be tested in-process.
 type invocation struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
+	terminal       bool // stdin is a terminal: a command may ask a question
 	getenv         func(string) string
 	conn           *connFlags // nil unless command.conn
 }
@@ -53,7 +58,10 @@ func main() {
 	// go-redis logs connection churn (a wake-up subscription closed under
 	// it, a reconnect) on stderr; redlease reports what matters itself.
 	redis.SetLogger(discardLogger{})
-	os.Exit(dispatch(os.Args[1:], &invocation{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}))
+	os.Exit(dispatch(os.Args[1:], &invocation{
+		stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
+		terminal: isTerminal(os.Stdin), getenv: os.Getenv,
+	}))
 }
 
 type discardLogger struct{}

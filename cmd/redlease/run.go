@@ -65,10 +65,14 @@ SIGTERM, then SIGKILL once --grace has passed, and redlease exits with 79
 after the command has exited. A lock found lost at the release after the
 command exited also gives 79: the command's work may have overlapped with
 another holder's. Processes the command leaves running in the background are
-not waited for, except in a lost run (up to --grace).`,
+not waited for, except in a lost run (up to --grace).
+
+A lock revoked by "redlease unlock --force" (or mutex.Revoke) is a loss told
+at once: the command gets SIGTERM about one round trip to Redis later, not at
+the next renewal, then SIGKILL after --grace as above, and redlease exits 80.`,
 	conn:        true,
 	passThrough: true,
-	exits:       []int{exitOK, exitUsage, exitUnavailable, exitInternal, exitBusy, exitLost, exitNoExec, exitNotFound},
+	exits:       []int{exitOK, exitUsage, exitUnavailable, exitInternal, exitBusy, exitLost, exitRevoked, exitNoExec, exitNotFound},
 	setup: func(fs *flag.FlagSet, _ *connFlags) func(*invocation, []string) error {
 		o := &runOpts{wait: waitFlag{forever: true}}
 		fs.DurationVar(&o.ttl, "ttl", 10*time.Second, "lock `TTL`: how long the lock outlives a redlease that stops renewing it; renewed every TTL/3")
@@ -310,7 +314,11 @@ func (o *runOpts) supervise(inv *invocation, l *lease.Lease, argv []string, sigs
 			forward(cmd, s)
 		case <-lostc:
 			lostc, lost = nil, l.Err()
-			fmt.Fprintf(inv.stderr, "redlease run: lost the lock %q (%v); sending SIGTERM to the command, SIGKILL in %v\n", l.Name(), lost, o.grace)
+			what := "lost the lock"
+			if errors.Is(lost, lease.ErrRevoked) {
+				what = "revoked: the lock"
+			}
+			fmt.Fprintf(inv.stderr, "redlease run: %s %q (%v); sending SIGTERM to the command, SIGKILL in %v\n", what, l.Name(), lost, o.grace)
 			_ = signalCommand(cmd, termSignal)
 			_ = signalCommand(cmd, contSignal) // a stopped command must run to handle TERM
 			grace = time.NewTimer(o.grace)
@@ -339,12 +347,18 @@ func (o *runOpts) supervise(inv *invocation, l *lease.Lease, argv []string, sigs
 		if gracec == nil {
 			kill()
 		}
+		if errors.Is(lost, lease.ErrRevoked) {
+			return exitf(exitRevoked, "the lock %q was revoked while the command ran (%v); the command exited with status %d", l.Name(), lost, status)
+		}
 		return exitf(exitLost, "lost the lock %q while the command ran (%v); the command exited with status %d", l.Name(), lost, status)
 	}
 	if err := release(l); err != nil {
 		if !isLoss(err) {
 			fmt.Fprintf(inv.stderr, "redlease run: warning: %v (the lock expires after its TTL)\n", err)
 			return &exitError{code: status}
+		}
+		if errors.Is(err, lease.ErrRevoked) {
+			return exitf(exitRevoked, "the lock %q was revoked before the command finished (%v); the command exited with status %d", l.Name(), err, status)
 		}
 		return exitf(exitLost, "the lock %q was lost before the command finished (%v); the command exited with status %d", l.Name(), err, status)
 	}

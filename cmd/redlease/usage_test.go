@@ -12,7 +12,7 @@ func TestHelp(t *testing.T) {
 		if r.code != exitOK || !strings.Contains(r.stdout, "Exit statuses:") || !strings.Contains(r.stdout, "run ") {
 			t.Fatalf("%v: %v", args, r)
 		}
-		for _, code := range []string{" 64 ", " 69 ", " 75 ", " 79 "} {
+		for _, code := range []string{" 64 ", " 69 ", " 75 ", " 79 ", " 80 ", " 81 ", "\n  status ", "\n  unlock "} {
 			if !strings.Contains(r.stdout, code) {
 				t.Errorf("%v: no exit status %q in:\n%s", args, code, r.stdout)
 			}
@@ -24,9 +24,26 @@ func TestHelp(t *testing.T) {
 			t.Fatalf("%v: %v", args, r)
 		}
 		for _, want := range []string{"--ttl", "--wait", "--grace", "--shell", "--url", "--cluster", "--sentinel", "--master", "--prefix",
-			"REDIS_URL", "REDIS_CLUSTER_ADDRS", "REDIS_SENTINEL_ADDRS", "REDIS_SENTINEL_MASTER", "REDLEASE_FENCE", "Exit statuses:", " 79 ", " 75 "} {
+			"REDIS_URL", "REDIS_CLUSTER_ADDRS", "REDIS_SENTINEL_ADDRS", "REDIS_SENTINEL_MASTER", "REDLEASE_FENCE", "Exit statuses:", " 79 ", " 80 ", " 75 "} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("%v: no %q in:\n%s", args, want, r.stdout)
+			}
+		}
+	}
+}
+
+func TestHelpStatusUnlock(t *testing.T) {
+	for cmd, wants := range map[string][]string{
+		"status": {"--json", "--held", "ttl_ms", "--url", "Exit statuses:", " 69 ", " 81 "},
+		"unlock": {"--force", "--yes", "--token", "--url", "Exit statuses:", "  1 ", " 64 ", " 69 ", " 81 "},
+	} {
+		r := run(t, cmdEnv(), cmd, "--help")
+		if r.code != exitOK {
+			t.Fatalf("%s --help: %v", cmd, r)
+		}
+		for _, want := range wants {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("%s --help: no %q in:\n%s", cmd, want, r.stdout)
 			}
 		}
 	}
@@ -71,6 +88,16 @@ func TestUsageErrors(t *testing.T) {
 		{nil, []string{"run", "--cluster", "nohostport", "job", "--", "true"}, `bad address "nohostport"`},
 		{nil, []string{"run", "--sentinel", "s:26379", "job", "--", "true"}, "no Sentinel master name"},
 		{nil, []string{"run", "--master", "mymaster", "job", "--", "true"}, "needs Sentinel addresses"},
+		{nil, []string{"status"}, "missing lock NAME"},
+		{nil, []string{"status", "job", "--json"}, "flags go before the names"},
+		{nil, []string{"status", "ok", "}job"}, "empty hash tag"},
+		{nil, []string{"unlock"}, "missing lock NAME"},
+		{nil, []string{"unlock", "job"}, "give --force"},
+		{nil, []string{"unlock", "--yes", "job"}, "give --force"},
+		{nil, []string{"unlock", "--force", "job", "--yes"}, `unexpected argument "--yes"`},
+		{nil, []string{"unlock", "--force", "job"}, "stdin is not a terminal"},
+		{nil, []string{"unlock", "--force", "--token", "", "job"}, "--token is empty"},
+		{nil, []string{"unlock", "--force", "--yes", "}job"}, "empty hash tag"},
 	} {
 		r := run(t, cmdEnv(tc.env...), tc.args...)
 		if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) {

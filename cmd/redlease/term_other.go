@@ -1,0 +1,12 @@
+//go:build !linux
+
+package main
+
+import "os"
+
+// isTerminal reports whether f is a character device: a terminal, or
+// /dev/null (whose empty answer then declines the prompt).
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -94,8 +94,8 @@ type Watcher struct {
 
 // Watch starts watching holds for revocation notices on channel, received
 // through client. target.Revoked(i) is called at most once, when holds[i] is
-// found revoked, from the listener's goroutine and without any lock of this
-// package held; it must not block. If a notice for one of the holds arrived
+// found revoked, from the listener's goroutine or the wake hub's reading
+// goroutine, with no lock of either package held; it must not block. If a notice for one of the holds arrived
 // before the call, Watch returns its index as already (Revoked is then never
 // called); otherwise already is -1. Watch never sends anything
 // itself: the first watch of a client and channel starts their subscription

@@ -8,8 +8,9 @@ import (
 
 // Handler receives what the hub's subscription brings for one Interest. Its
 // methods are called from the hub's reading goroutine, in the order the
-// connection saw the events, with no lock of this package held; they must
-// not block and must not call into this package.
+// connection saw the events, with no lock of this package held. They must
+// not block (every channel of the connection waits meanwhile) and must not
+// call Interest.Stop, which may wait for that goroutine.
 type Handler interface {
 	// Message delivers a message published on the channel.
 	Message(payload string)

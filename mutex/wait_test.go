@@ -2,7 +2,6 @@ package mutex_test
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redlease/redlease/internal/redistest"
+	"github.com/redlease/redlease/internal/revoke"
 	"github.com/redlease/redlease/internal/wake"
 	"github.com/redlease/redlease/lease"
 	"github.com/redlease/redlease/mutex"
@@ -27,15 +27,6 @@ func waitQueued(t *testing.T, c redis.UniversalClient, name string, n int) {
 	}
 }
 
-func clientCount(t *testing.T, admin *redis.Client) int {
-	t.Helper()
-	list, err := admin.ClientList(context.Background()).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Count(strings.TrimSpace(list), "\n") + 1
-}
-
 // TestThousandWaitersShareOneSubscription: 1,000 goroutines waiting in one
 // process on one client use the pool plus one subscription connection, and
 // each acquires in turn.
@@ -51,7 +42,14 @@ func TestThousandWaitersShareOneSubscription(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := clientCount(t, admin)
+	// The holder's revocation notices come over the subscription the
+	// waiters will share: once it is open, exactly one connection is
+	// subscribed, and waiting adds no other.
+	redistest.WaitSubscribed(t, admin, revoke.Channel("redlease:"))
+	before, subs := redistest.Connections(t, admin)
+	if subs != 1 {
+		t.Fatalf("%d subscribed connections with a holder, want exactly 1", subs)
+	}
 	const waiters = 1000
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -72,12 +70,17 @@ func TestThousandWaitersShareOneSubscription(t *testing.T) {
 		}()
 	}
 	waitQueued(t, c, name, waiters)
-	during := clientCount(t, admin)
+	// Join waits a bounded time for the subscription; it may come later.
+	redistest.WaitSubscribed(t, admin, "redlease:{"+name+"}:wake")
+	during, subs := redistest.Connections(t, admin)
+	if subs != 1 {
+		t.Fatalf("%d subscribed connections with %d waiters, want exactly 1", subs, waiters)
+	}
 	// The pool may have grown to its size; beyond it, one subscription.
 	if extra := during - before; extra > pool+1 {
 		t.Fatalf("%d waiters opened %d connections (pool %d + 1 subscription allowed)", waiters, extra, pool)
 	}
-	t.Logf("connections: %d before, %d with %d waiters (pool size %d)", before, during, waiters, pool)
+	t.Logf("connections: %d before, %d with %d waiters (pool size %d, 1 subscribed)", before, during, waiters, pool)
 	holder.Release(ctx)
 	wg.Wait()
 	if acquired != waiters {

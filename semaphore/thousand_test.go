@@ -2,7 +2,6 @@ package semaphore_test
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,28 +10,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redlease/redlease/internal/redistest"
+	"github.com/redlease/redlease/internal/revoke"
 	"github.com/redlease/redlease/internal/wake"
 )
-
-// connections returns how many client connections the server has, and how
-// many of them are subscribed to a channel (classic or sharded).
-func connections(t *testing.T, admin *redis.Client) (all, subscribed int) {
-	t.Helper()
-	list, err := admin.ClientList(context.Background()).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(strings.TrimSpace(list), "\n") {
-		all++
-		for _, f := range strings.Fields(line) {
-			if (strings.HasPrefix(f, "sub=") || strings.HasPrefix(f, "ssub=")) && f[strings.IndexByte(f, '=')+1:] != "0" {
-				subscribed++
-				break
-			}
-		}
-	}
-	return all, subscribed
-}
 
 func waitQueuedN(t *testing.T, c redis.UniversalClient, ch string, n int) {
 	t.Helper()
@@ -61,7 +41,14 @@ func TestThousandWaitersShareOneSubscription(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before, _ := connections(t, admin)
+	// The holder's revocation notices come over the subscription the
+	// waiters will share: once it is open, exactly one connection is
+	// subscribed, and waiting adds no other.
+	redistest.WaitSubscribed(t, admin, revoke.Channel("redlease:"))
+	before, subs := redistest.Connections(t, admin)
+	if subs != 1 {
+		t.Fatalf("%d subscribed connections with a holder, want exactly 1", subs)
+	}
 	const waiters = 1000
 	actx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	var wg sync.WaitGroup
@@ -87,11 +74,8 @@ func TestThousandWaitersShareOneSubscription(t *testing.T) {
 	}
 	waitQueuedN(t, c, "redlease:{"+name+"}:wake", waiters)
 	// Join waits a bounded time for the subscription; it may come later.
-	during, subs := connections(t, admin)
-	for deadline := time.Now().Add(30 * time.Second); subs == 0 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-		during, subs = connections(t, admin)
-	}
+	redistest.WaitSubscribed(t, admin, "redlease:{"+name+"}:wake")
+	during, subs := redistest.Connections(t, admin)
 	if subs != 1 {
 		t.Fatalf("%d subscribed connections with %d waiters, want exactly 1", subs, waiters)
 	}

@@ -2,21 +2,21 @@ package revoke
 
 import (
 	"context"
-	"errors"
-	"net"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redlease/redlease/internal/wake"
 )
 
 // Linger is how long a listener stays subscribed after its last watch ended:
-// a process that takes and releases locks in a loop keeps one subscription.
+// a process that takes and releases locks in a loop keeps its subscription.
 const Linger = 200 * time.Millisecond
 
-// checkTimeout bounds one tombstone check and the first SUBSCRIBE; a check
-// that fails is retried every checkRetry while the subscription lives.
+// checkTimeout bounds one tombstone check; a check that fails is retried
+// every checkRetry while the listener lives.
 const (
 	checkTimeout = 2 * time.Second
 	checkRetry   = 500 * time.Millisecond
@@ -42,28 +42,32 @@ type listenerKey struct {
 	channel string
 }
 
-// A listener owns run, the goroutine that holds the subscription; drop
-// signals it (quit, closing the PubSub) and waits for done.
+// A listener receives its channel through an interest in the wake hub's
+// subscription (wake.Listen), whose reading goroutine calls Message,
+// Confirmed and Lost. It owns run, the goroutine that reads tombstones; drop
+// stops the interest, signals run (quit) and waits for done.
 type listener struct {
-	key    listenerKey
-	quit   chan struct{} // closed by drop
-	ctx    context.Context
-	cancel context.CancelFunc // called by drop: aborts run's requests in flight
-	done   chan struct{}      // closed when run returned
+	key      listenerKey
+	interest *wake.Interest // set before the listener is shared
+	quit     chan struct{}  // closed by drop
+	ctx      context.Context
+	cancel   context.CancelFunc // called by drop: aborts a check in flight
+	kick     chan struct{}      // capacity 1: a tombstone check is due
+	done     chan struct{}      // closed when run returned
 
-	mu       sync.Mutex
-	watches  map[Hold][]*Watcher
-	n        int         // watches not stopped
-	live     bool        // subscription confirmed and no failure seen since
-	failed   bool        // a failure since the last confirmation: any watch may have missed a notice
-	pending  bool        // a tombstone check is due
-	idle     *time.Timer // runs drop; armed while n == 0 (idleSet)
-	idleSet  bool
-	ps       *redis.PubSub
-	stopping bool
-	recent   map[Hold]time.Time // notices that named no watch
-	order    []noticed
+	mu      sync.Mutex
+	watches map[Hold][]*Watcher
+	n       int         // watches not stopped
+	live    bool        // subscription confirmed and no failure seen since
+	failed  bool        // a failure since the last confirmation: any watch may have missed a notice
+	pending bool        // a tombstone check is due
+	idle    *time.Timer // runs drop; armed while n == 0 (idleSet)
+	idleSet bool
+	recent  map[Hold]time.Time // notices that named no watch
+	order   []noticed
 }
+
+var _ wake.Handler = (*listener)(nil)
 
 type noticed struct {
 	h  Hold
@@ -90,8 +94,8 @@ type Watcher struct {
 
 // Watch starts watching holds for revocation notices on channel, received
 // through client. target.Revoked(i) is called at most once, when holds[i] is
-// found revoked, from the listener's goroutine and without any lock of this
-// package held; it must not block. If a notice for one of the holds arrived
+// found revoked, from the listener's goroutine or the wake hub's reading
+// goroutine, with no lock of either package held; it must not block. If a notice for one of the holds arrived
 // before the call, Watch returns its index as already (Revoked is then never
 // called); otherwise already is -1. Watch never sends anything
 // itself: the first watch of a client and channel starts their subscription
@@ -102,8 +106,11 @@ func Watch(client redis.UniversalClient, channel string, holds []Hold, target Ta
 	registryMu.Lock()
 	l := registry[k]
 	if l == nil {
-		l = &listener{key: k, quit: make(chan struct{}), done: make(chan struct{}), watches: map[Hold][]*Watcher{}}
+		l = &listener{key: k, quit: make(chan struct{}), kick: make(chan struct{}, 1), done: make(chan struct{}), watches: map[Hold][]*Watcher{}}
 		l.ctx, l.cancel = context.WithCancel(context.Background())
+		// Under registryMu but not l.mu: the hub calls l's methods without
+		// its own lock, so l.mu is never taken inside the hub's.
+		l.interest = wake.Listen(client, channel, l)
 		registry[k] = l
 		go l.run()
 	}
@@ -172,88 +179,34 @@ func (l *listener) drop() {
 		return
 	}
 	delete(registry, l.key)
-	l.stopping = true
 	l.idleSet = false
-	ps := l.ps
 	l.mu.Unlock()
 	registryMu.Unlock()
+	l.interest.Stop() // no more calls of l's methods after it returns
 	close(l.quit)
 	l.cancel()
-	if ps != nil {
-		_ = ps.Close() // ends a Receive in progress
-	}
 	<-l.done
 }
 
-// run subscribes and reads notices until drop. go-redis reconnects and
-// resubscribes on the Receive after a failure; each confirmation that
-// follows triggers a tombstone check of the watches that may have missed a
-// notice meanwhile.
+// run reads the tombstones of the watches that may have missed a notice,
+// when a confirmation asks for it (see confirmed) and again every checkRetry
+// while a read failed, until drop.
 func (l *listener) run() {
 	defer close(l.done)
-	ps := l.key.client.Subscribe(context.Background()) // no channel: sends nothing
-	l.mu.Lock()
-	if l.stopping {
-		l.mu.Unlock()
-		_ = ps.Close()
-		return
-	}
-	l.ps = ps
-	l.mu.Unlock()
-	ctx, cancel := context.WithTimeout(l.ctx, checkTimeout)
-	_ = ps.Subscribe(ctx, l.key.channel) // on failure the next Receive retries
-	cancel()
-
-	pause := 10 * time.Millisecond
+	retry := time.NewTimer(checkRetry)
+	retry.Stop()
+	defer retry.Stop()
 	for {
-		var msg any
-		var err error
-		if l.checkDue() {
-			msg, err = ps.ReceiveTimeout(context.Background(), checkRetry)
-		} else {
-			msg, err = ps.Receive(context.Background())
-		}
-		if l.quitting() {
+		select {
+		case <-l.quit:
 			return
+		case <-l.kick:
+		case <-retry.C:
 		}
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && l.checkDue() {
-				l.check()
-				continue
-			}
-			l.lost()
-			t := time.NewTimer(pause)
-			select {
-			case <-l.quit:
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			if pause < time.Second {
-				pause *= 2
-			}
-			continue
+		l.check()
+		if l.checkDue() {
+			retry.Reset(checkRetry)
 		}
-		pause = 10 * time.Millisecond
-		switch m := msg.(type) {
-		case *redis.Subscription:
-			if m.Kind == "subscribe" && m.Channel == l.key.channel {
-				l.confirmed()
-				l.check()
-			}
-		case *redis.Message:
-			l.deliver(m.Payload)
-		}
-	}
-}
-
-func (l *listener) quitting() bool {
-	select {
-	case <-l.quit:
-		return true
-	default:
-		return false
 	}
 }
 
@@ -262,6 +215,22 @@ func (l *listener) checkDue() bool {
 	defer l.mu.Unlock()
 	return l.pending
 }
+
+// Message handles a notice (wake.Handler).
+func (l *listener) Message(payload string) { l.deliver(payload) }
+
+// Confirmed handles a (re)confirmed subscription (wake.Handler): the
+// watches that may have missed a notice are checked.
+func (l *listener) Confirmed() {
+	l.confirmed()
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Lost handles a failed connection (wake.Handler).
+func (l *listener) Lost() { l.lost() }
 
 // lost records a failure of the subscription: notices may be missed until
 // it is confirmed again.

@@ -7,9 +7,11 @@
 // revoked hold would have.
 //
 // In each process, the leases held through one redis client share one
-// listener per channel: one subscription connection, opened in the
-// background by the first lease (no request is added to an acquisition or a
-// release) and closed Linger after the last lease ended. A notice naming a
+// listener per channel. It has no connection of its own: the channel rides
+// on the subscription connection the client's lock waiters share
+// (wake.Listen), subscribed in the background when the first lease starts
+// (no request is added to an acquisition or a release) and unsubscribed
+// Linger after the last lease ended. A notice naming a
 // watched hold (key, token, fence) ends its lease at once. Pub/sub is
 // at-most-once, so a notice published while the subscription was not yet
 // confirmed, or while it reconnected, can be missed: when the subscription

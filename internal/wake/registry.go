@@ -23,6 +23,10 @@ type hub struct {
 	queues map[string]*queue // by channel
 	subs   map[int]*sub      // by shard: hash slot on Cluster, 0 elsewhere
 
+	// Other packages' classic channels, by channel (see Interest); they keep
+	// their shard's connection open like a queue does.
+	interests map[string][]*Interest
+
 	ignore ignoreList // wake-ups announced by a local release (see Expect)
 }
 
@@ -42,7 +46,7 @@ func lockedHub(client redis.UniversalClient) *hub {
 	h := registry[client]
 	if h == nil {
 		_, cluster := client.(*redis.ClusterClient)
-		h = &hub{client: client, cluster: cluster, queues: map[string]*queue{}, subs: map[int]*sub{}, ignore: ignoreList{at: map[string]time.Time{}}}
+		h = &hub{client: client, cluster: cluster, queues: map[string]*queue{}, subs: map[int]*sub{}, interests: map[string][]*Interest{}, ignore: ignoreList{at: map[string]time.Time{}}}
 		registry[client] = h
 	}
 	h.mu.Lock()
@@ -50,7 +54,7 @@ func lockedHub(client redis.UniversalClient) *hub {
 }
 
 // drop unsubscribes a channel that stayed without waiters for Linger, closes
-// its shard's connection when that was the last channel, and forgets the hub
+// its shard's connection when nothing else uses it, and forgets the hub
 // when it has nothing left.
 func (h *hub) drop(q *queue) {
 	h.mu.Lock()
@@ -60,13 +64,7 @@ func (h *hub) drop(q *queue) {
 	}
 	delete(h.queues, q.channel)
 	s := h.subs[q.shard]
-	last := true
-	for _, other := range h.queues {
-		if other.shard == q.shard {
-			last = false
-			break
-		}
-	}
+	last := !h.usedLocked(q.shard)
 	if s != nil && last {
 		delete(h.subs, q.shard)
 		s.stop()
@@ -76,19 +74,10 @@ func (h *hub) drop(q *queue) {
 		// requests its subscription after this, never before.
 		s.request(q.channel, false)
 	}
-	empty := len(h.queues) == 0
 	h.mu.Unlock()
 
 	if s != nil && last {
 		<-s.done
 	}
-	if empty {
-		registryMu.Lock()
-		h.mu.Lock()
-		if len(h.queues) == 0 && registry[h.client] == h {
-			delete(registry, h.client)
-		}
-		h.mu.Unlock()
-		registryMu.Unlock()
-	}
+	h.forgetIfEmpty()
 }

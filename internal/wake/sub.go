@@ -39,10 +39,13 @@ type sub struct {
 	done chan struct{} // closed when run (and so read) returned
 }
 
-// op is a request to subscribe (add) or unsubscribe a channel.
+// op is a request to subscribe (add) or unsubscribe a channel: a wake-up
+// channel, sharded if the server knows sharded pub/sub, or an Interest's
+// channel, always classic.
 type op struct {
 	channel string
 	add     bool
+	classic bool
 }
 
 // newSub starts the subscription of shard, probing with channel. h.mu must
@@ -60,7 +63,13 @@ func newSub(h *hub, shard int, channel string) *sub {
 // request queues a subscription (add) or unsubscription of channel. h.mu
 // must be held.
 func (s *sub) request(channel string, add bool) {
-	s.ops = append(s.ops, op{channel, add})
+	s.ops = append(s.ops, op{channel, add, false})
+	s.poke()
+}
+
+// requestClassic is request for an Interest's channel. h.mu must be held.
+func (s *sub) requestClassic(channel string, add bool) {
+	s.ops = append(s.ops, op{channel, add, true})
 	s.poke()
 }
 
@@ -141,18 +150,19 @@ func (s *sub) apply(ctx context.Context, ops []op) bool {
 	defer s.mu.Unlock()
 	for _, o := range ops {
 		octx, cancel := context.WithTimeout(ctx, confirmWait)
+		sharded := s.sharded && !o.classic
 		switch {
-		case o.add && s.ps == nil && s.sharded:
+		case o.add && s.ps == nil && sharded:
 			s.ps = s.h.client.SSubscribe(octx, o.channel)
 		case o.add && s.ps == nil:
 			s.ps = s.h.client.Subscribe(octx, o.channel)
-		case o.add && s.sharded:
+		case o.add && sharded:
 			_ = s.ps.SSubscribe(octx, o.channel)
 		case o.add:
 			_ = s.ps.Subscribe(octx, o.channel)
 		case s.ps == nil:
 			// Never subscribed: nothing to undo.
-		case s.sharded:
+		case sharded:
 			_ = s.ps.SUnsubscribe(octx, o.channel)
 		default:
 			_ = s.ps.Unsubscribe(octx, o.channel)
@@ -195,13 +205,23 @@ func (s *sub) rebind() {
 	}
 	// Listed under mu: a request run performs later is applied to the new
 	// connection, and one it performed earlier is reflected in the list.
-	channels := s.h.channelsOf(s.shard)
-	if len(channels) == 0 {
+	channels, classic := s.h.channelsOf(s.shard), s.h.classicOf(s.shard)
+	if len(channels) == 0 && len(classic) == 0 {
 		s.mu.Unlock()
 		return
 	}
 	old := s.ps
-	s.ps = s.h.client.SSubscribe(ctx, channels...)
+	// The sharded channels first: a new PubSub connects to the node of the
+	// first channel it subscribes, which must serve their slot. A classic
+	// channel is served by any node.
+	if len(channels) > 0 {
+		s.ps = s.h.client.SSubscribe(ctx, channels...)
+		if len(classic) > 0 {
+			_ = s.ps.Subscribe(ctx, classic...)
+		}
+	} else {
+		s.ps = s.h.client.Subscribe(ctx, classic...)
+	}
 	s.mu.Unlock()
 	_ = old.Close()
 	s.h.reconnected(s.shard)
@@ -219,6 +239,7 @@ func (s *sub) read() {
 				return
 			default:
 			}
+			s.h.lost(s)
 			if _, _, moved := keys.Redirect(err); sharded && moved {
 				s.rebind()
 				continue
@@ -241,11 +262,22 @@ func (s *sub) read() {
 		pause = 10 * time.Millisecond
 		switch m := msg.(type) {
 		case *redis.Message:
-			s.h.deliver(m.Channel, m.Payload)
+			if hs := s.h.handlersOf(m.Channel); hs != nil {
+				for _, hd := range hs {
+					hd.Message(m.Payload)
+				}
+			} else {
+				s.h.deliver(m.Channel, m.Payload)
+			}
 		case *redis.Subscription:
 			switch m.Kind {
 			case "subscribe", "ssubscribe":
 				s.h.confirmed(m.Channel)
+				if m.Kind == "subscribe" {
+					for _, hd := range s.h.handlersOf(m.Channel) {
+						hd.Confirmed()
+					}
+				}
 				if failed {
 					failed = false
 					s.h.reconnected(s.shard)
@@ -254,6 +286,7 @@ func (s *sub) read() {
 				// Unasked for while waiters still queue: the server gave the
 				// channel's slot away (Redis Cluster resharding or failover).
 				if s.h.wants(s, m.Channel) {
+					s.h.lost(s)
 					s.rebind()
 				}
 			}

@@ -12,6 +12,16 @@
 // Pub/sub is at-most-once: a message published while the subscription
 // reconnects is lost. Waiters therefore also retry on a timer (see
 // core.Obtain), and a re-established subscription wakes every queue head.
+//
+// Other packages put their own classic channels on the same connection with
+// Listen (package revoke does, for revocation notices), so a process that
+// holds leases and has waiters still keeps one subscription connection per
+// client. The hub keeps a connection open while a queue or an Interest uses
+// it; a queue lingers (Linger) after its last waiter, an Interest ends when
+// it is stopped. On Redis Cluster an Interest's channel, which PUBLISH sends
+// to every node, rides on a shard connection that exists when it is created,
+// else on a connection of its own slot: there a process keeps one
+// connection per hash slot it waits on, plus at most one.
 package wake
 
 import (

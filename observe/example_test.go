@@ -44,7 +44,7 @@ func Example() {
 	defer client.Close()
 	ctx := context.Background()
 
-	m, err := mutex.New(client, "job", mutex.WithObserver(printer{}), mutex.WithAutoRenew(false), mutex.WithTTL(50*time.Millisecond))
+	m, err := mutex.New(client, "job", mutex.WithObserver(printer{}), mutex.WithAutoRenew(false), mutex.WithTTL(500*time.Millisecond))
 	if err != nil {
 		panic(err)
 	}
@@ -65,7 +65,7 @@ func Example() {
 	// probe for mutex "job"
 	// trylock: acquired
 	// trylock: busy
-	// mutex: "job" is locked by another owner (expires in 50ms)
+	// mutex: "job" is locked by another owner (expires in 500ms)
 	// lost: expired
 	// lock: acquired
 	// released, err: <nil>

@@ -55,6 +55,7 @@ type listener struct {
 	watches  map[Hold][]*Watcher
 	n        int         // watches not stopped
 	live     bool        // subscription confirmed and no failure seen since
+	liveFrom time.Time   // when live last became true
 	failed   bool        // a failure since the last confirmation: any watch may have missed a notice
 	pending  bool        // a tombstone check is due
 	idle     *time.Timer // runs drop; armed while n == 0 (idleSet)
@@ -91,13 +92,16 @@ type Watcher struct {
 // Watch starts watching holds for revocation notices on channel, received
 // through client. target.Revoked(i) is called at most once, when holds[i] is
 // found revoked, from the listener's goroutine and without any lock of this
-// package held; it must not block. If a notice for one of the holds arrived
+// package held; it must not block. sent is when the request that created
+// the holds was sent: if the subscription was confirmed only after that, a
+// notice may have been published to no one, and the holds' tombstones are
+// read once (within checkRetry). If a notice for one of the holds arrived
 // before the call, Watch returns its index as already (Revoked is then never
 // called); otherwise already is -1. Watch never sends anything
 // itself: the first watch of a client and channel starts their subscription
 // in the background. The caller must call Stop when it no longer needs the
 // watch.
-func Watch(client redis.UniversalClient, channel string, holds []Hold, target Target) (w *Watcher, already int) {
+func Watch(client redis.UniversalClient, channel string, holds []Hold, sent time.Time, target Target) (w *Watcher, already int) {
 	k := listenerKey{client, channel}
 	registryMu.Lock()
 	l := registry[k]
@@ -114,7 +118,12 @@ func Watch(client redis.UniversalClient, channel string, holds []Hold, target Ta
 		l.idle.Stop() // a drop already under way sees n > 0 and returns
 		l.idleSet = false
 	}
-	w = &Watcher{l: l, holds: holds, target: target, covered: l.live}
+	// Covered only if the subscription was live before the holds were
+	// created: a revocation in between published its notice to no one.
+	w = &Watcher{l: l, holds: holds, target: target, covered: l.live && l.liveFrom.Before(sent)}
+	if l.live && !w.covered {
+		w.check, l.pending = true, true // run reads the tombstones within checkRetry
+	}
 	l.n++
 	already = -1
 	for i, h := range holds {
@@ -206,20 +215,18 @@ func (l *listener) run() {
 
 	pause := 10 * time.Millisecond
 	for {
-		var msg any
-		var err error
-		if l.checkDue() {
-			msg, err = ps.ReceiveTimeout(context.Background(), checkRetry)
-		} else {
-			msg, err = ps.Receive(context.Background())
-		}
+		// Never blocked for longer than checkRetry: a Watch may make a check
+		// due while run waits for a message.
+		msg, err := ps.ReceiveTimeout(context.Background(), checkRetry)
 		if l.quitting() {
 			return
 		}
 		if err != nil {
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && l.checkDue() {
-				l.check()
+			if errors.As(err, &ne) && ne.Timeout() {
+				if l.checkDue() {
+					l.check()
+				}
 				continue
 			}
 			l.lost()
@@ -285,7 +292,7 @@ func (l *listener) confirmed() {
 			}
 		}
 	}
-	l.live, l.failed = true, false
+	l.live, l.failed, l.liveFrom = true, false, time.Now()
 }
 
 // check reads the tombstones of the watches marked by confirmed (GETs in one

@@ -99,7 +99,7 @@ func New(g core.Grant) *Lease {
 	l.timer = time.AfterFunc(time.Until(l.next()), l.fire)
 	// Under l.mu: a notice arriving at once waits in l.revoked until
 	// l.watch is set, so loseLocked always stops the watch.
-	w, already := revoke.Watch(g.Spec.Client, g.Spec.RevokeChannel, g.Spec.RevokeHolds(g.Token, g.Fences), (*revokeTarget)(l))
+	w, already := revoke.Watch(g.Spec.Client, g.Spec.RevokeChannel, g.Spec.RevokeHolds(g.Token, g.Fences), g.SentAt, (*revokeTarget)(l))
 	l.watch = w
 	if already >= 0 {
 		l.loseLocked(l.revokedErr(already))

@@ -17,8 +17,10 @@ const ReleaseTimeout = 2 * time.Second
 // for a single-key lock whose only waiters are in this process, the key is
 // handed to the next of them in the same script call.
 // Release of a lease that already ended (a second Release, an expired or
-// taken lease) deletes nothing and returns an error wrapping the lease's
-// error. If a key no longer held the token the error wraps ErrNotHeld (also
+// taken lease) returns an error wrapping the lease's error; it deletes
+// nothing, except for a multi-key lease that ended otherwise than by Release
+// (one name revoked or lost): the names that still hold its holds are
+// released, so they do not stay locked by no one until their TTL. If a key no longer held the token the error wraps ErrNotHeld (also
 // when a first run whose reply was lost had already deleted it); a Redis
 // failure is returned as is (the key then expires with its TTL).
 //
@@ -46,6 +48,10 @@ func (l *Lease) Release(ctx context.Context) error {
 	// harmless meanwhile: the scripts only touch keys holding the token.
 	defer l.renewing.Wait()
 	if prev != nil {
+		if prev != ErrReleased && len(l.fences) > 1 {
+			// Each hold has its own fence: only this lease's are deleted.
+			_ = l.release(ctx)
+		}
 		return fmt.Errorf("lease %s: release: %w", l.label(), prev)
 	}
 	err := l.release(ctx)

@@ -3,8 +3,12 @@ package core
 import (
 	"context"
 	"errors"
+	"os"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/redlease/redlease/internal/redistest"
 	"github.com/redlease/redlease/internal/scripts"
@@ -35,14 +39,31 @@ func TestParseAcquireInteger(t *testing.T) {
 
 // TestAcquire1RunTwice runs acquire1.lua as go-redis would after a lost
 // reply, and as a busy attempt and a re-obtain, against a real Redis.
-func TestAcquire1RunTwice(t *testing.T) {
+func TestAcquire1RunTwice(t *testing.T) { acquire1RunTwice(t, scripts.Acquire1) }
+
+// TestAcquire1Fallback runs the same checks on the path a Redis before 7.0
+// takes, which refuses SET NX GET: the script's SET is made to fail the same
+// way here.
+func TestAcquire1Fallback(t *testing.T) {
+	src, err := os.ReadFile("../scripts/acquire1.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const get = "'NX', 'PX', ARGV[2], 'GET')"
+	if strings.Count(string(src), get) != 1 {
+		t.Fatalf("harness: acquire1.lua no longer has %s", get)
+	}
+	acquire1RunTwice(t, redis.NewScript(strings.Replace(string(src), get, "'NX', 'PX', ARGV[2], 'NOSUCHOPTION')", 1)))
+}
+
+func acquire1RunTwice(t *testing.T, script *redis.Script) {
 	s := redistest.Start(t)
 	c := s.Client(t)
 	ctx := context.Background()
 	keys := []string{"redlease:{a1}", "redlease:fence"}
 	run := func(tok string, ttl int64, custom string) int64 {
 		t.Helper()
-		r, err := scripts.Acquire1.Run(ctx, c, keys, tok, ttl, custom).Int64()
+		r, err := script.Run(ctx, c, keys, tok, ttl, custom).Int64()
 		if err != nil {
 			t.Fatal(err)
 		}

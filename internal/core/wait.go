@@ -210,6 +210,7 @@ type HashWait struct {
 // unless waiters of this process already queue on the channel. last is the
 // reason the latest attempt failed, context errors aside (see keep).
 func (h HashWait) Run(ctx context.Context) (g Grant, last error, err error) {
+	var retryAt time.Time
 	if !wake.Queued(h.Client, h.Key.Wake) {
 		g, _, err := h.Try(ctx)
 		if err == nil {
@@ -218,9 +219,12 @@ func (h HashWait) Run(ctx context.Context) (g Grant, last error, err error) {
 		if ctx.Err() != nil {
 			return Grant{}, err, ctx.Err()
 		}
-		last = err
+		last, retryAt = err, h.retryAt(err)
 	}
 	w := wake.JoinWeighted(ctx, h.Client, h.Key.Wake, h.Key.Slot, h.Weight)
+	if !retryAt.IsZero() {
+		w.SetRetryAt(retryAt)
+	}
 	h.Spec.WaiterJoined()
 	defer h.Spec.WaiterLeft()
 	defer func() { w.Leave(false) }() // a no-op once Tried reported the acquisition
@@ -255,6 +259,11 @@ func (h HashWait) Run(ctx context.Context) (g Grant, last error, err error) {
 					if err := next(); err != nil {
 						return Grant{}, last, err
 					}
+					// Knowing of no expiry itself, w retries when the hold
+					// another waiter's refusal reported expires (see RetryAt).
+					if at := w.RetryAt(); last == nil && !at.IsZero() {
+						sleep = max(min(sleep, time.Until(at)), 0)
+					}
 				}
 				continue
 			case <-w.Woken():
@@ -281,6 +290,9 @@ func (h HashWait) Run(ctx context.Context) (g Grant, last error, err error) {
 		if ctx.Err() != nil {
 			return Grant{}, last, ctx.Err()
 		}
+		if at := h.retryAt(err); !at.IsZero() {
+			w.SetRetryAt(at)
+		}
 		if head && h.Requeue != nil && h.Requeue(err) {
 			w.Leave(false)
 			w = wake.JoinWeighted(ctx, h.Client, h.Key.Wake, h.Key.Slot, h.Weight)
@@ -290,6 +302,18 @@ func (h HashWait) Run(ctx context.Context) (g Grant, last error, err error) {
 			return Grant{}, last, err
 		}
 	}
+}
+
+// retryAt returns when, by the failure err, the earliest hold expires (zero
+// if err does not say).
+func (h HashWait) retryAt(err error) time.Time {
+	const never = time.Duration(1<<63 - 1)
+	if h.Sleep != nil {
+		if d := h.Sleep(err, never); d < never {
+			return time.Now().Add(d)
+		}
+	}
+	return time.Time{}
 }
 
 // ReleaseReply decodes a hash hold's release reply, {n, state, seq}, and

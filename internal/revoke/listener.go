@@ -55,16 +55,17 @@ type listener struct {
 	kick     chan struct{}      // capacity 1: a tombstone check is due
 	done     chan struct{}      // closed when run returned
 
-	mu      sync.Mutex
-	watches map[Hold][]*Watcher
-	n       int         // watches not stopped
-	live    bool        // subscription confirmed and no failure seen since
-	failed  bool        // a failure since the last confirmation: any watch may have missed a notice
-	pending bool        // a tombstone check is due
-	idle    *time.Timer // runs drop; armed while n == 0 (idleSet)
-	idleSet bool
-	recent  map[Hold]time.Time // notices that named no watch
-	order   []noticed
+	mu       sync.Mutex
+	watches  map[Hold][]*Watcher
+	n        int         // watches not stopped
+	live     bool        // subscription confirmed and no failure seen since
+	liveFrom time.Time   // when live last became true
+	failed   bool        // a failure since the last confirmation: any watch may have missed a notice
+	pending  bool        // a tombstone check is due
+	idle     *time.Timer // runs drop; armed while n == 0 (idleSet)
+	idleSet  bool
+	recent   map[Hold]time.Time // notices that named no watch
+	order    []noticed
 }
 
 var _ wake.Handler = (*listener)(nil)
@@ -95,13 +96,16 @@ type Watcher struct {
 // Watch starts watching holds for revocation notices on channel, received
 // through client. target.Revoked(i) is called at most once, when holds[i] is
 // found revoked, from the listener's goroutine or the wake hub's reading
-// goroutine, with no lock of either package held; it must not block. If a notice for one of the holds arrived
-// before the call, Watch returns its index as already (Revoked is then never
+// goroutine, with no lock of either package held; it must not block. sent is
+// when the request that created the holds was sent: if the subscription was
+// confirmed only after that, a notice may have been published to no one,
+// and the holds' tombstones are read once. If a notice for one of the holds
+// arrived before the call, Watch returns its index as already (Revoked is then never
 // called); otherwise already is -1. Watch never sends anything
 // itself: the first watch of a client and channel starts their subscription
 // in the background. The caller must call Stop when it no longer needs the
 // watch.
-func Watch(client redis.UniversalClient, channel string, holds []Hold, target Target) (w *Watcher, already int) {
+func Watch(client redis.UniversalClient, channel string, holds []Hold, sent time.Time, target Target) (w *Watcher, already int) {
 	k := listenerKey{client, channel}
 	registryMu.Lock()
 	l := registry[k]
@@ -121,7 +125,16 @@ func Watch(client redis.UniversalClient, channel string, holds []Hold, target Ta
 		l.idle.Stop() // a drop already under way sees n > 0 and returns
 		l.idleSet = false
 	}
-	w = &Watcher{l: l, holds: holds, target: target, covered: l.live}
+	// Covered only if the subscription was live before the holds were
+	// created: a revocation in between published its notice to no one.
+	w = &Watcher{l: l, holds: holds, target: target, covered: l.live && l.liveFrom.Before(sent)}
+	if l.live && !w.covered {
+		w.check, l.pending = true, true
+		select { // run reads the tombstones
+		case l.kick <- struct{}{}:
+		default:
+		}
+	}
 	l.n++
 	already = -1
 	for i, h := range holds {
@@ -254,7 +267,7 @@ func (l *listener) confirmed() {
 			}
 		}
 	}
-	l.live, l.failed = true, false
+	l.live, l.failed, l.liveFrom = true, false, time.Now()
 }
 
 // check reads the tombstones of the watches marked by confirmed (GETs in one

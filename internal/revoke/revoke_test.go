@@ -101,7 +101,7 @@ func TestNotice(t *testing.T) {
 	ch := Channel("t:")
 	holds := []Hold{{"t:{a}", "tok", 3}, {"t:{b}", "tok", 4}}
 	f := make(fired, 2)
-	w, already := Watch(c, ch, holds, f)
+	w, already := Watch(c, ch, holds, time.Now(), f)
 	if already != -1 {
 		t.Fatalf("already = %d", already)
 	}
@@ -124,7 +124,7 @@ func TestNoticeBeforeWatch(t *testing.T) {
 	c, admin := s.Client(t), s.Client(t)
 	ctx := context.Background()
 	ch := Channel("t:")
-	keep, _ := Watch(c, ch, []Hold{{"t:{other}", "x", 1}}, make(fired, 1))
+	keep, _ := Watch(c, ch, []Hold{{"t:{other}", "x", 1}}, time.Now(), make(fired, 1))
 	defer keep.Stop()
 	l := live(t, c, ch)
 	h := Hold{"t:{a}", "tok", 9}
@@ -143,7 +143,7 @@ func TestNoticeBeforeWatch(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	f := make(fired, 1)
-	w, already := Watch(c, ch, []Hold{{"t:{z}", "tok", 1}, h}, f)
+	w, already := Watch(c, ch, []Hold{{"t:{z}", "tok", 1}, h}, time.Now(), f)
 	defer w.Stop()
 	if already != 1 {
 		t.Fatalf("already = %d, want 1", already)
@@ -164,14 +164,14 @@ func TestTombstoneBeforeConfirmed(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := make(fired, 1)
-	w, _ := Watch(c, ch, []Hold{h}, f)
+	w, _ := Watch(c, ch, []Hold{h}, time.Now(), f)
 	live(t, c, ch)
 	f.none(t)
 	w.Stop()
 	waitClosed(t, c, ch)
 
 	admin.Set(ctx, Tombstone(h.Key, h.Token), "12", time.Minute)
-	w, _ = Watch(c, ch, []Hold{{"t:{b}", "x", 1}, h}, f)
+	w, _ = Watch(c, ch, []Hold{{"t:{b}", "x", 1}, h}, time.Now(), f)
 	defer w.Stop()
 	f.wait(t, 1)
 }
@@ -186,7 +186,7 @@ func TestReconnectChecksAll(t *testing.T) {
 	ch := Channel("t:")
 	h := Hold{"t:{a}", "tok", 5}
 	f := make(fired, 1)
-	w, _ := Watch(c, ch, []Hold{h}, f)
+	w, _ := Watch(c, ch, []Hold{h}, time.Now(), f)
 	defer w.Stop()
 	live(t, c, ch)
 	// A revocation whose notice was lost: only its tombstone remains.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -173,7 +174,29 @@ func (w *Waiter) left(acquired bool) {
 	}
 	q.flush()
 	if len(q.waiters) == 0 {
-		q.last, q.pending = State{}, State{}
+		q.last, q.pending, q.retryAt = State{}, State{}, time.Time{}
+	}
+}
+
+// RetryAt returns when the earliest hold of the lock expires, as the last
+// refused attempt of w's queue that knew reported it (zero if none did). A
+// waiter that reaches the head after its predecessor acquired, and never
+// attempted itself, retries then at the latest: the acquisition says nothing
+// of other processes' holds, which may expire without a release to wake
+// anyone.
+func (w *Waiter) RetryAt() time.Time {
+	w.h.mu.Lock()
+	defer w.h.mu.Unlock()
+	return w.q.retryAt
+}
+
+// SetRetryAt records what a refused attempt of w's queue learnt (see
+// RetryAt).
+func (w *Waiter) SetRetryAt(t time.Time) {
+	w.h.mu.Lock()
+	defer w.h.mu.Unlock()
+	if !w.removed {
+		w.q.retryAt = t
 	}
 }
 

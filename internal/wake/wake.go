@@ -50,9 +50,10 @@ type queue struct {
 	ready   chan struct{}
 
 	// Weighted waiters (see admit.go).
-	trying  int   // waiters whose attempt is in flight
-	pending State // merged reports of attempts that ended while others were in flight
-	last    State // the latest state observed, for a waiter that gives up
+	trying  int       // waiters whose attempt is in flight
+	pending State     // merged reports of attempts that ended while others were in flight
+	last    State     // the latest state observed, for a waiter that gives up
+	retryAt time.Time // see RetryAt
 }
 
 // Waiter is a place in the FIFO queue of one wake-up channel.

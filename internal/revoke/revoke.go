@@ -31,8 +31,14 @@ func Channel(prefix string) string { return prefix + "revoked" }
 
 // Tombstone returns the key a revocation of token's hold in key leaves: it
 // holds the revoked hold's fence for as long as the hold would have lived.
-// It shares key's hash tag, so one script reaches both.
-func Tombstone(key, token string) string { return key + ":revoked:" + token }
+// It shares key's hash tag, so one script reaches both. It ends with the
+// token's length, so it reads back one way only (no key and token pair
+// shares it with another, however a custom token or a name is crafted), and
+// it never ends like a lock key ("}"), a hash (":sem", ":rw") or a fence
+// counter.
+func Tombstone(key, token string) string {
+	return key + ":revoked:" + token + ":" + strconv.Itoa(len(token))
+}
 
 // Hold names one hold: the key that keeps it (a lock key, or the hash of a
 // semaphore or read-write lock), its token and its fence.

@@ -2,6 +2,7 @@ package revoke
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -196,4 +197,25 @@ func TestReconnectChecksAll(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.wait(t, 0)
+}
+
+// TestTombstoneUnambiguous: crafted names and custom tokens cannot make a
+// tombstone equal another hold's tombstone or any lock, hash or fence key.
+func TestTombstoneUnambiguous(t *testing.T) {
+	// The lock key of name "a}:revoked:x" is "p{a}:revoked:x}".
+	if a, b := Tombstone("p{a}", "x}:revoked:y"), Tombstone("p{a}:revoked:x}", "y"); a == b {
+		t.Errorf("two holds share the tombstone %q", a)
+	}
+	// A semaphore named "n}:sem:revoked:k" has the hash "p{n}:sem:revoked:k}:sem".
+	if a, key := Tombstone("p{n}:sem", "k}:sem"), "p{n}:sem:revoked:k}:sem"; a == key {
+		t.Errorf("a tombstone equals the hash key %q", key)
+	}
+	for _, tok := range []string{"x}", "y}:sem", "z}:rw", "w:fence", ""} {
+		ts := Tombstone("p{a}", tok)
+		for _, suffix := range []string{"}", ":sem", ":rw", "fence"} {
+			if strings.HasSuffix(ts, suffix) {
+				t.Errorf("tombstone %q ends like a key (%q)", ts, suffix)
+			}
+		}
+	}
 }

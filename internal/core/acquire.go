@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redlease/redlease/internal/batch"
 	"github.com/redlease/redlease/internal/scripts"
 )
 
@@ -60,7 +61,7 @@ func (s *Spec) Try(ctx context.Context) (Grant, error) {
 			args = raw.Head(args, len(g.keyArgs))
 			args = append(args, g.keyArgs...)
 			args = append(args, &a.token, s.TTLArg, customArg)
-			reply, err = raw.Run(ctx, s.Client, args)
+			reply, err = batch.Run(ctx, s.Client, raw, args)
 		}
 		busy, pttl := 0, time.Duration(0)
 		n := len(fences)

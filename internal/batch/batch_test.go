@@ -376,3 +376,40 @@ func TestManyCallers(t *testing.T) {
 		t.Fatal("a batcher is left for an idle client")
 	}
 }
+
+// stub answers every command itself, so a benchmark measures the client side
+// only.
+type stub struct{}
+
+func (stub) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (stub) ProcessHook(redis.ProcessHook) redis.ProcessHook {
+	return func(_ context.Context, cmd redis.Cmder) error {
+		cmd.(*redis.Cmd).SetVal(int64(1))
+		return nil
+	}
+}
+func (stub) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// BenchmarkLoneCall: what Run adds to a lone call (no round trip: the
+// client's hook answers): direct is raw.Run, batched is Run.
+func BenchmarkLoneCall(b *testing.B) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	c.AddHook(stub{})
+	defer c.Close()
+	ctx := context.Background()
+	args := setArgs("k", "v")
+	b.Run("direct", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			_, _ = setScript.Run(ctx, c, args)
+		}
+	})
+	b.Run("batched", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			_, _ = Run(ctx, c, setScript, args)
+		}
+	})
+}

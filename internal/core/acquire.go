@@ -27,7 +27,8 @@ const cleanupTimeout = 500 * time.Millisecond
 // is left to expire: it cannot be told from the owner's other holds). So
 // nothing another request created is touched (see protocol.go). On success
 // the keys hold the grant's token and fences. A ctx already done sends
-// nothing and returns ctx.Err().
+// nothing and returns ctx.Err(). Without Replicas the acquire script goes
+// through internal/batch: concurrent attempts on one client share pipelines.
 func (s *Spec) Try(ctx context.Context) (Grant, error) {
 	if err := ctx.Err(); err != nil {
 		return Grant{}, err // nothing sent, nothing to clean up

@@ -141,11 +141,16 @@ type rule struct {
 }
 
 // faultHook counts the script calls of one client and intercepts those for
-// which a rule is armed.
+// which a rule is armed, whether they go out alone (ProcessHook) or in a
+// pipeline (ProcessPipelineHook: concurrent calls of one client are batched).
+// With chaos set, every script call it does not intercept otherwise loses
+// its reply at random (see chaos).
 type faultHook struct {
-	mu    sync.Mutex
-	calls map[string]int
-	rules map[string]rule
+	mu        sync.Mutex
+	calls     map[string]int
+	rules     map[string]rule
+	pipelines int // pipelines holding at least one script call
+	chaos     *chaos
 }
 
 var _ redis.Hook = (*faultHook)(nil)
@@ -165,28 +170,79 @@ func hookedClient(t *testing.T, addr string, contextTimeout bool) (*redis.Client
 
 func (h *faultHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
-func (h *faultHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
+// match counts a script call and returns the rule armed for it, if any.
+func (h *faultHook) match(cmd redis.Cmder) (name string, r rule, ok bool) {
+	name = scriptOf(cmd)
+	if name == "" {
+		return "", rule{}, false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls[name]++
+	r, ok = h.rules[name]
+	if ok && r.once {
+		delete(h.rules, name)
+	}
+	return name, r, ok
 }
 
 func (h *faultHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		name := scriptOf(cmd)
-		if name == "" {
-			return next(ctx, cmd)
+		name, r, ok := h.match(cmd)
+		switch {
+		case ok:
+			return r.f(ctx, cmd, next)
+		case name != "" && h.chaos != nil:
+			return h.chaos.single(ctx, cmd, next)
 		}
-		h.mu.Lock()
-		h.calls[name]++
-		r, ok := h.rules[name]
-		if ok && r.once {
-			delete(h.rules, name)
-		}
-		h.mu.Unlock()
-		if !ok {
-			return next(ctx, cmd)
-		}
-		return r.f(ctx, cmd, next)
+		return next(ctx, cmd)
 	}
+}
+
+// ProcessPipelineHook sends the calls without a rule together, as the
+// client meant, and then each call with a rule alone, through its rule.
+func (h *faultHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		var plain, ruled []redis.Cmder
+		var rules []rule
+		scriptsSeen := false
+		for _, cmd := range cmds {
+			name, r, ok := h.match(cmd)
+			scriptsSeen = scriptsSeen || name != ""
+			if ok {
+				ruled, rules = append(ruled, cmd), append(rules, r)
+			} else {
+				plain = append(plain, cmd)
+			}
+		}
+		if scriptsSeen {
+			h.mu.Lock()
+			h.pipelines++
+			h.mu.Unlock()
+		}
+		var first error
+		if len(plain) > 0 {
+			if h.chaos != nil {
+				first = h.chaos.pipeline(ctx, plain, next)
+			} else {
+				first = next(ctx, plain)
+			}
+		}
+		one := func(ctx context.Context, cmd redis.Cmder) error { return next(ctx, []redis.Cmder{cmd}) }
+		for i, cmd := range ruled {
+			if err := rules[i].f(ctx, cmd, one); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+}
+
+// pipelineCount returns how many pipelines carried script calls.
+func (h *faultHook) pipelineCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.pipelines
 }
 
 // once applies f to the next call of script.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redlease/redlease/internal/batch"
 	"github.com/redlease/redlease/internal/scripts"
 )
 
@@ -26,7 +27,8 @@ const cleanupTimeout = 500 * time.Millisecond
 // is left to expire: it cannot be told from the owner's other holds). So
 // nothing another request created is touched (see protocol.go). On success
 // the keys hold the grant's token and fences. A ctx already done sends
-// nothing and returns ctx.Err().
+// nothing and returns ctx.Err(). Without Replicas the acquire script goes
+// through internal/batch: concurrent attempts on one client share pipelines.
 func (s *Spec) Try(ctx context.Context) (Grant, error) {
 	if err := ctx.Err(); err != nil {
 		return Grant{}, err // nothing sent, nothing to clean up
@@ -60,7 +62,7 @@ func (s *Spec) Try(ctx context.Context) (Grant, error) {
 			args = raw.Head(args, len(g.keyArgs))
 			args = append(args, g.keyArgs...)
 			args = append(args, &a.token, s.TTLArg, customArg)
-			reply, err = raw.Run(ctx, s.Client, args)
+			reply, err = batch.Run(ctx, s.Client, raw, args)
 		}
 		busy, pttl := 0, time.Duration(0)
 		n := len(fences)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redlease/redlease/internal/batch"
 	"github.com/redlease/redlease/internal/keys"
 	"github.com/redlease/redlease/internal/scripts"
 	"github.com/redlease/redlease/internal/wake"
@@ -50,7 +51,7 @@ func releasePlain(ctx context.Context, c redis.UniversalClient, groups []Group, 
 		args = scripts.ReleaseRaw.Head(args, len(g.Keys))
 		args = append(args, g.keyArgs[:len(g.Keys)]...)
 		args = g.appendReleaseArgs(args, &call.token, gf)
-		reply, rerr := scripts.ReleaseRaw.Run(ctx, c, args)
+		reply, rerr := batch.Run(ctx, c, scripts.ReleaseRaw, args)
 		for _, k := range g.Keys {
 			wake.Released(c, k.Wake)
 		}
@@ -65,6 +66,9 @@ func releasePlain(ctx context.Context, c redis.UniversalClient, groups []Group, 
 			if err == nil {
 				err = rerr
 			}
+			// A call left in flight (its ctx ended) may still read its
+			// arguments: the next group gets its own.
+			call = &releaseCall{token: token}
 			continue
 		}
 		if first > 0 && first <= int64(len(g.Keys)) && missing == nil {

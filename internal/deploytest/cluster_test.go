@@ -34,6 +34,7 @@ func TestClusterLocks(t *testing.T) {
 	t.Run("MultiLockRandomOverlappingSets", func(t *testing.T) { testMultiLockRandom(t, c) })
 	t.Run("MultiLockOppositeOrder", func(t *testing.T) { testMultiLockOppositeOrder(t, c) })
 	t.Run("MultiLockPartialFailure", func(t *testing.T) { testMultiLockPartialFailure(t, c) })
+	t.Run("BatchedAcrossMasters", func(t *testing.T) { testBatchedAcrossMasters(t, c) })
 	t.Run("ReshardWhileHeld", func(t *testing.T) { testReshardWhileHeld(t, c) })
 	t.Run("ReplicasFollowRedirects", func(t *testing.T) { testReplicasFollowRedirects(t, c) })
 	t.Run("WakeUpFollowsSlotMove", func(t *testing.T) { testWakeUpFollowsSlotMove(t, c) })
@@ -516,4 +517,65 @@ func testMultiLockPartialFailure(t *testing.T, c *redistest.Cluster) {
 		}
 	}
 	result(t, "MultiLock.TryLock over %v (3 masters) with each name held in turn: ErrLocked naming it, no other key held afterwards, Lock then took all 3", order)
+}
+
+// pipeCounter counts the pipelines a client sends.
+type pipeCounter struct{ n atomic.Int64 }
+
+func (h *pipeCounter) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *pipeCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *pipeCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+// testBatchedAcrossMasters: 32 goroutines of one cluster client TryLock and
+// Release names on every master, with the script caches flushed first:
+// their calls, coalesced into pipelines that go-redis splits by node, all
+// succeed (NOSCRIPT in a pipeline falls back to EVAL), and no key is left.
+func testBatchedAcrossMasters(t *testing.T, c *redistest.Cluster) {
+	ctx := context.Background()
+	cc := c.Client(t)
+	var pipes pipeCounter
+	cc.AddHook(&pipes)
+	names := flatten(clusterNames(t, cc, "batch", 11, nil))
+	for _, m := range c.Masters() {
+		if err := m.Client(t).ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for g := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 10 {
+				name := names[(g+i*7)%len(names)] + fmt.Sprintf("-%d-%d", g, i)
+				m, err := mutex.New(cc, name, mutex.WithAutoRenew(false))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				l, err := m.TryLock(ctx)
+				if err != nil {
+					t.Errorf("TryLock %q: %v", name, err)
+					return
+				}
+				if err := l.Release(ctx); err != nil {
+					t.Errorf("Release %q: %v", name, err)
+					return
+				}
+				if n, err := cc.Exists(ctx, lockKey(name)).Result(); err != nil || n != 0 {
+					t.Errorf("%s left after Release (%d, %v)", lockKey(name), n, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d pipelines", pipes.n.Load())
+	if pipes.n.Load() == 0 {
+		t.Fatal("harness: no call was batched")
+	}
 }

@@ -113,6 +113,9 @@ var (
 
 func newRaw(s *redis.Script, src string) *Raw { return &Raw{src: src, digest: s.Hash()} }
 
+// NewRaw returns the Raw form of the script with source src.
+func NewRaw(src string) *Raw { return newRaw(redis.NewScript(src), src) }
+
 // Head appends what precedes KEYS: "evalsha", the digest, numkeys.
 func (r *Raw) Head(args []any, numkeys int) []any {
 	return append(args, "evalsha", r.digest, numkeys)

@@ -1,0 +1,201 @@
+// Package batch coalesces concurrent script calls of one redis client into
+// pipelines, without a goroutine or a timer of its own.
+//
+// Natural batching: a call that finds nothing of its client in flight is sent
+// at once, alone, with Do and its own ctx, as scripts.Raw.Run would send it.
+// Calls that arrive while one is in flight queue up; when the replies are in,
+// the sender hands over to the first queued caller, which sends everything
+// queued by then as one pipeline (one connection checkout, one write, one
+// read for all of them) and gives each queued caller its own reply. So a lone
+// caller never waits, and under load a batch costs about one round trip.
+//
+// Each call keeps its ctx: a caller whose ctx ends while its call is queued
+// gets ctx.Err() and nothing is sent for it; one whose ctx ends while its
+// batch is in flight gets ctx.Err() at once, and its call may have run — the
+// same outcome as a lost reply, which every caller already handles (see
+// internal/core/protocol.go). A batch runs under a context without any
+// caller's cancellation or deadline, bounded by the client's own timeouts
+// (ReadTimeout, WriteTimeout, PoolTimeout, MaxRetries), so one caller's
+// cancel never fails the others. The caller that sends a batch returns when
+// the batch's replies are in, like a call through Do without
+// ContextTimeoutEnabled.
+//
+// go-redis retries a whole pipeline after a network error, so a script in it
+// may run twice; every redlease script is safe to run twice. A NOSCRIPT
+// reply inside a pipeline is followed by the call alone through
+// scripts.Raw.Run, which falls back to EVAL.
+package batch
+
+import (
+	"context"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redlease/redlease/internal/scripts"
+)
+
+// One batcher per client with a call in flight, created by the call that
+// finds none and forgotten when the last batch is done (idle batchers are
+// kept for reuse, so a lone caller allocates nothing here). One mutex guards
+// the map and every batcher's state: it is held for a few instructions per
+// call only.
+var (
+	mu       sync.Mutex
+	batchers = map[redis.UniversalClient]*batcher{}
+	idle     []*batcher
+)
+
+type batcher struct {
+	client redis.UniversalClient
+	queue  []*call // arrival order; calls whose caller left are skipped
+	spare  []*call // the previous batch's slice, swapped in for the next queue
+}
+
+// A call's states; each move happens under mu.
+const (
+	queued  uint8 = iota
+	leading       // told to send the queue
+	sent          // in a batch in flight
+	done          // reply and err are set
+	left          // its caller left before it was sent
+)
+
+type call struct {
+	raw   *scripts.Raw
+	args  []any
+	cmd   *redis.Cmd
+	state uint8
+	wake  chan struct{} // one token: told to lead, or the reply is in
+	reply any
+	err   error
+}
+
+// Run runs raw with args (which start with raw.Head) on c and returns its
+// reply, as raw.Run does, coalescing it with the concurrent calls of c (see
+// the package doc). When ctx ends before the reply, it returns ctx.Err(); the
+// script may have run if the call was already sent. args must not change
+// until Run returns, nor afterwards if it returned ctx.Err() (a batch in
+// flight may still read them).
+func Run(ctx context.Context, c redis.UniversalClient, raw *scripts.Raw, args []any) (any, error) {
+	mu.Lock()
+	b := batchers[c]
+	if b == nil {
+		b = take(c)
+		mu.Unlock()
+		v, err := raw.Run(ctx, c, args)
+		mu.Lock()
+		b.next()
+		mu.Unlock()
+		return v, err
+	}
+	cl := &call{raw: raw, args: args, wake: make(chan struct{}, 1)}
+	b.queue = append(b.queue, cl)
+	mu.Unlock()
+
+	select {
+	case <-cl.wake:
+	case <-ctx.Done():
+	}
+	mu.Lock()
+	switch cl.state {
+	case done:
+		mu.Unlock()
+		return cl.reply, cl.err
+	case leading:
+		if ctx.Err() == nil {
+			return b.lead(ctx, cl) // with mu held
+		}
+		cl.state = left
+		b.next()
+	case queued:
+		cl.state = left
+	}
+	// queued or leading: nothing was sent; sent: it may have run.
+	mu.Unlock()
+	return nil, ctx.Err()
+}
+
+// take returns an idle batcher, now c's. mu is held.
+func take(c redis.UniversalClient) *batcher {
+	var b *batcher
+	if n := len(idle); n > 0 {
+		b, idle = idle[n-1], idle[:n-1]
+	} else {
+		b = &batcher{}
+	}
+	b.client = c
+	batchers[c] = b
+	return b
+}
+
+// next hands the sending over to the first queued call, or forgets b when
+// none is queued. mu is held; the caller has nothing of b in flight.
+func (b *batcher) next() {
+	for i, cl := range b.queue {
+		if cl.state == queued {
+			clear(b.queue[:i])
+			b.queue = append(b.queue[:0], b.queue[i:]...)
+			cl.state = leading
+			cl.wake <- struct{}{}
+			return
+		}
+	}
+	clear(b.queue)
+	b.queue = b.queue[:0]
+	delete(batchers, b.client)
+	b.client = nil
+	idle = append(idle, b)
+}
+
+// lead sends every queued call, own included, and returns own's reply. It is
+// called with mu held and releases it.
+func (b *batcher) lead(ctx context.Context, own *call) (any, error) {
+	batch := b.queue[:0]
+	for _, cl := range b.queue {
+		if cl.state == queued || cl == own {
+			cl.state = sent
+			batch = append(batch, cl)
+		}
+	}
+	clear(b.queue[len(batch):])
+	b.queue, b.spare = b.spare[:0], nil
+	mu.Unlock()
+
+	if len(batch) == 1 {
+		own.reply, own.err = own.raw.Run(ctx, b.client, own.args)
+	} else {
+		send(context.WithoutCancel(ctx), b.client, batch)
+	}
+
+	mu.Lock()
+	for _, cl := range batch {
+		if cl != own && cl.state == sent {
+			cl.state = done
+			cl.wake <- struct{}{}
+		}
+	}
+	clear(batch)
+	b.spare = batch[:0]
+	b.next()
+	mu.Unlock()
+	return own.reply, own.err
+}
+
+// send runs batch as one pipeline on c and sets each call's reply; calls
+// that got NOSCRIPT are sent again alone through Raw.Run (EVAL fallback).
+func send(ctx context.Context, c redis.UniversalClient, batch []*call) {
+	pipe := c.Pipeline()
+	for _, cl := range batch {
+		cl.cmd = redis.NewCmd(ctx, cl.args...)
+		_ = pipe.Process(ctx, cl.cmd) // queues it; Exec sends
+	}
+	_, _ = pipe.Exec(ctx) // each command carries its own reply or error
+	for _, cl := range batch {
+		v, err := cl.cmd.Result()
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			v, err = cl.raw.Run(ctx, c, cl.args)
+		}
+		cl.reply, cl.err, cl.cmd = v, err, nil
+	}
+}

@@ -15,8 +15,10 @@
 // Every operation is one Lua script call (one round trip), safe to run twice:
 // a request whose reply was lost may have run, and go-redis may resend it.
 // The lock key is prefix+"{"+name+"}" and holds "<fence>:<gen>:<token>"
-// while held; fences come from one counter per hash slot (prefix+"fence" on
-// a single Redis), so no key of a name remains after its last release. The
+// while held ("<fence>:<gen>w:<token>" once a waiter tried it, so that its
+// release publishes the wake-up); fences come from one counter per hash slot
+// (prefix+"fence" on a single Redis), so no key of a name remains after its
+// last release. The
 // package works on a single Redis, behind Sentinel and on Redis Cluster,
 // through a *redis.Client or *redis.ClusterClient; a *redis.Ring is refused.
 package mutex

@@ -8,7 +8,9 @@
 --             previous one plus 1, made for this request
 -- ARGV[4]     'renew', 'extend' or 'refresh'
 -- ARGV[5..]   the fence of each key's hold (ARGV[i+4] belongs to KEYS[i])
--- A held key's value is "<fence>:<gen>:<token>".
+-- A held key's value is "<fence>:<gen>:<token>", or "<fence>:<gen>w:<token>"
+-- once a waiter marked it (see internal/core/protocol.go); a rewritten value
+-- keeps the mark.
 -- Returns {1, pttl} with the smallest remaining TTL afterwards when all keys
 -- hold the hold (token and fence), or {0, i} when KEYS[i] does not; then
 -- nothing changed.
@@ -26,19 +28,19 @@ local tok, ms, gen, mode = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4
 local held = {}
 for i = 1, #KEYS do
   local v = redis.call('get', KEYS[i])
-  local f, g, t
+  local f, g, m, t
   if v then
-    f, g, t = string.match(v, '^(%d+):(%d+):(.*)$')
+    f, g, m, t = string.match(v, '^(%d+):(%d+)(w?):(.*)$')
   end
   if t ~= tok or f ~= ARGV[i + 4] then
     return {0, i}
   end
-  held[i] = {f, tonumber(g)}
+  held[i] = {f, tonumber(g), m}
 end
 local min = -1
 for i = 1, #KEYS do
   local f, g = held[i][1], held[i][2]
-  local value = string.format('%s:%d:%s', f, gen, tok)
+  local value = string.format('%s:%d%s:%s', f, gen, held[i][3], tok)
   local pttl
   if mode == 'renew' then
     if g < gen then

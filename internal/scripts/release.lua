@@ -9,7 +9,7 @@
 -- once a waiter marked it (see internal/core/protocol.go).
 -- Returns the index of the first key that did not hold the hold (0 if all
 -- did): an integer, cheaper to reply than a table. Other keys are never
--- touched. The keys are read with one MGET and deleted with one DEL. Each
+-- touched. Several keys are read with one MGET and deleted with one DEL. Each
 -- deleted key that a waiter marked publishes "<fence>:<token>" on its channel
 -- with SPUBLISH (sharded, Redis 7+), or PUBLISH where SPUBLISH is unknown; an
 -- unmarked one publishes nothing: no other process tried it since the hold
@@ -18,7 +18,28 @@
 -- Run twice, or late: the second run finds nothing of the hold and deletes
 -- nothing (1); a fence is never given twice, so it cannot delete a later
 -- hold, not even a re-obtain under the same custom token.
+local function publish(ch, msg)
+  local ok = redis.pcall('spublish', ch, msg)
+  if type(ok) == 'table' and ok.err then
+    redis.call('publish', ch, msg)
+  end
+end
 local n = #KEYS
+if n == 1 then -- a mutex: the same without tables
+  local v = redis.call('get', KEYS[1])
+  local f, m, t
+  if v then
+    f, m, t = string.match(v, '^(%d+):%d+(w?):(.*)$')
+  end
+  if t ~= ARGV[1] or (ARGV[2] ~= '' and f ~= ARGV[2]) then
+    return 1
+  end
+  redis.call('del', KEYS[1])
+  if m == 'w' then
+    publish(ARGV[3], f .. ':' .. t)
+  end
+  return 0
+end
 local vals
 if n <= 1000 then
   vals = redis.call('mget', unpack(KEYS))
@@ -51,9 +72,6 @@ for s = 1, #del, 1000 do
   redis.call('del', unpack(del, s, math.min(s + 999, #del)))
 end
 for _, p in ipairs(pub) do
-  local ok = redis.pcall('spublish', p[1], p[2])
-  if type(ok) == 'table' and ok.err then
-    redis.call('publish', p[1], p[2])
-  end
+  publish(p[1], p[2])
 end
 return first

@@ -72,10 +72,13 @@ package core
 // own waiters are woken without pub/sub. An unmarked single-key hold is
 // handed to the local head without asking who subscribes. The mark only
 // decides whether a message is sent, never who holds what: a wake-up missed
-// (a waiter whose attempt failed with an error, or one queued behind a local
-// waiter that acquired and then lost its lease) costs that waiter its
-// fallback backoff, never safety. A mark left by a waiter that gave up costs
-// one needless message.
+// (a waiter whose attempt failed with an error, one queued behind a local
+// waiter that acquired and then lost its lease, or — as before the mark — a
+// multi-key waiter moving to the channel of the key that blocked it, whose
+// attempt preceded that subscription) costs that waiter its fallback backoff,
+// never safety. A mark left by a waiter that gave up costs one needless
+// message. Scripts of versions without the mark read a marked value as
+// another's hold: do not mix them on the same names.
 //
 // What remains, by design: a request that runs after its caller's cleanup
 // (queued behind a stall) can leave a key that no lease holds; it expires

@@ -6,7 +6,7 @@
 // larger than that of every earlier acquisition of the name.
 //
 // Waiting does not poll: a release publishes a wake-up on a channel derived
-// from the key, waiters of one process share one subscription and are served
+// from the key (when a waiter's attempt marked the hold), waiters of one process share one subscription and are served
 // in arrival order, and a backoff (see WithBackoff) only covers missed
 // wake-ups and expiries. When the only waiters are in the releasing process,
 // the release script hands the lock to the next of them directly, with its

@@ -150,7 +150,8 @@ func (l *Lease) Names() []string { return l.spec.Names() }
 
 // Token returns the token of this hold: the mutex's custom token, or 128
 // random bits, hex-encoded, made for the request that created the hold. The
-// lock key stores it as "<fence>:<gen>:<token>" (a semaphore's hash uses it
+// lock key stores it as "<fence>:<gen>:<token>", or "<fence>:<gen>w:<token>"
+// once a waiter tried it (a semaphore's hash uses it
 // as the hold's field name).
 func (l *Lease) Token() string { return l.token }
 

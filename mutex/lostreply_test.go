@@ -41,11 +41,12 @@ const fenceCounter = "redlease:fence"
 // lockKeyOf returns the Redis key of lock name under the default prefix.
 func lockKeyOf(name string) string { return "redlease:{" + name + "}" }
 
-// lockValue is the "<fence>:<gen>:<token>" form of a lock key's value.
-var lockValue = regexp.MustCompile(`^\d+:\d+:(.*)$`)
+// lockValue is the "<fence>:<gen>:<token>" form of a lock key's value (a
+// waiter's mark "w" after the generation, or none).
+var lockValue = regexp.MustCompile(`(?s)^\d+:\d+w?:(.*)$`)
 
 // holds reports whether v, the value of a lock key, belongs to token: v is
-// the token itself, or "<fence>:<gen>:<token>".
+// the token itself, or "<fence>:<gen>:<token>" (marked or not).
 func holds(v, token string) bool {
 	if v == token {
 		return true

@@ -6,7 +6,7 @@
 // larger than that of every earlier acquisition of the name.
 //
 // Waiting does not poll: a release publishes a wake-up on a channel derived
-// from the key, waiters of one process share one subscription and are served
+// from the key (when a waiter's attempt marked the hold), waiters of one process share one subscription and are served
 // in arrival order, and a backoff (see WithBackoff) only covers missed
 // wake-ups and expiries. When the only waiters are in the releasing process,
 // the release script hands the lock to the next of them directly, with its
@@ -15,8 +15,10 @@
 // Every operation is one Lua script call (one round trip), safe to run twice:
 // a request whose reply was lost may have run, and go-redis may resend it.
 // The lock key is prefix+"{"+name+"}" and holds "<fence>:<gen>:<token>"
-// while held; fences come from one counter per hash slot (prefix+"fence" on
-// a single Redis), so no key of a name remains after its last release. The
+// while held ("<fence>:<gen>w:<token>" once a waiter tried it, so that its
+// release publishes the wake-up); fences come from one counter per hash slot
+// (prefix+"fence" on a single Redis), so no key of a name remains after its
+// last release. The
 // package works on a single Redis, behind Sentinel and on Redis Cluster,
 // through a *redis.Client or *redis.ClusterClient; a *redis.Ring is refused.
 package mutex

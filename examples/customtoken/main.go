@@ -55,7 +55,7 @@ func run(ctx context.Context, client *redis.Client, out io.Writer) error {
 	}
 	logf("locked with token %q (fence %d)", l.Token(), l.Fence())
 
-	held, err := client.Get(ctx, lockKey).Result() // "<fence>:<gen>:<token>"
+	held, err := client.Get(ctx, lockKey).Result() // "<fence>:<gen>:<token>" ("<fence>:<gen>w:<token>" once a waiter tried it)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -23,6 +24,9 @@ func TestParseAcquireInteger(t *testing.T) {
 	if err != nil || busy != 1 || pttl != 1500*time.Millisecond {
 		t.Fatalf("busy reply: %d %v %v", busy, pttl, err)
 	}
+	if f, busy, _, err := ParseAcquire(int64(5), 3); err != nil || busy != 0 || len(f) != 3 || f[0] != 5 || f[2] != 7 {
+		t.Fatalf("integer reply for 3 keys: %v %d %v", f, busy, err)
+	}
 	_, busy, pttl, err = ParseAcquire(int64(-1), 1)
 	if err != nil || busy != 1 || pttl >= 0 {
 		t.Fatalf("busy reply without TTL: %d %v %v", busy, pttl, err)
@@ -30,7 +34,7 @@ func TestParseAcquireInteger(t *testing.T) {
 	for _, bad := range []struct {
 		r any
 		n int
-	}{{int64(0), 1}, {int64(5), 2}} {
+	}{{int64(0), 1}, {int64(-5), 2}, {int64(math.MaxInt64), 2}, {int64(5), 0}} {
 		if _, _, _, err := ParseAcquire(bad.r, bad.n); !errors.Is(err, ErrReply) {
 			t.Errorf("ParseAcquire(%v, %d): %v, want ErrReply", bad.r, bad.n, err)
 		}

@@ -26,7 +26,8 @@ func Validity(sentAt time.Time, ttl time.Duration, drift float64) time.Time {
 }
 
 // Holds reports whether v, the value of a lock key, is a hold of token:
-// "<fence>:<gen>:<token>" (see protocol.go).
+// "<fence>:<gen>:<token>", or "<fence>:<gen>w:<token>" once a waiter marked
+// it (see protocol.go).
 func Holds(v, token string) bool {
 	_, ok := holdOf(v, token)
 	return ok
@@ -44,7 +45,13 @@ func holdOf(v, token string) (fence string, ok bool) {
 		return "", false
 	}
 	g, t, ok := strings.Cut(rest, ":")
-	return f, ok && digits(g) && t == token
+	return f, ok && generation(g) && t == token
+}
+
+// generation reports whether g is a value's generation: digits, with the
+// waiter mark "w" or without.
+func generation(g string) bool {
+	return digits(strings.TrimSuffix(g, "w"))
 }
 
 func digits(s string) bool {

@@ -84,9 +84,24 @@ func TestHolds(t *testing.T) {
 		{":0:abc", "abc", false},
 		{"1:0:", "", true},
 		{"", "", false},
+		// The waiter mark after the generation.
+		{"1:0w:abc", "abc", true},
+		{"12:3w:w:b", "w:b", true},
+		{"1:0w:abc", "w:abc", false},
+		{"1:w:abc", "abc", false},
+		{"1:0ww:abc", "abc", false},
+		{"1w:0:abc", "abc", false},
 	}
-	if !HoldsFence("12:3:a:b", "a:b", 12) || HoldsFence("12:3:a:b", "a:b", 1) {
+	if !HoldsFence("12:3:a:b", "a:b", 12) || HoldsFence("12:3:a:b", "a:b", 1) || !HoldsFence("12:3w:a:b", "a:b", 12) {
 		t.Error("HoldsFence")
+	}
+	for _, c := range []struct {
+		v, token string
+		fence    int64
+	}{{"7:2w:a:b", "a:b", 7}, {"7:2:a:b", "a:b", 7}, {"7:w:a", "7:w:a", 0}} {
+		if tok, f := splitHold(c.v); tok != c.token || f != c.fence {
+			t.Errorf("splitHold(%q) = %q, %d, want %q, %d", c.v, tok, f, c.token, c.fence)
+		}
 	}
 	for _, c := range cases {
 		if got := Holds(c.v, c.token); got != c.want {

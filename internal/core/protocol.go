@@ -12,7 +12,9 @@ package core
 //  1. A hold names itself. A lock key holds "<fence>:<gen>:<token>": the
 //     fence of the request that created the hold (fences come from the
 //     slot's counter, so no two holds ever share one), the lease's
-//     generation (rule 4) and a token. Tokens are 128 random bits made per
+//     generation (rule 4) and a token; "<fence>:<gen>w:<token>" once a
+//     waiter marked it (see Wake-ups below: the mark sits in the numeric
+//     part, so no token, however chosen, can be mistaken for it). Tokens are 128 random bits made per
 //     acquisition ATTEMPT (one Try call: one token for all its groups) and
 //     per HANDOFF (made by the releaser for that one script call), never
 //     shared by two requests that could create a hold. Every script that
@@ -60,6 +62,23 @@ package core
 //     reply was lost cannot tell its hold from the owner's others, so it
 //     leaves it to expire with its TTL (or to the owner's next re-obtain).
 //     Handoffs are never offered to custom-token waiters.
+//
+// Wake-ups. An acquire attempt that finds a key held by another token marks
+// the hold ("w" after the generation) in the same script call; renew, extend,
+// refresh and a custom token's re-obtain keep the mark. Release and handoff
+// publish the wake-up only for a marked hold (revoke always does): an
+// unmarked one was tried by no waiter since it was made, because a waiter
+// subscribes (wake.Join) before the attempt that marks, and this process's
+// own waiters are woken without pub/sub. An unmarked single-key hold is
+// handed to the local head without asking who subscribes. The mark only
+// decides whether a message is sent, never who holds what: a wake-up missed
+// (a waiter whose attempt failed with an error, one queued behind a local
+// waiter that acquired and then lost its lease, or — as before the mark — a
+// multi-key waiter moving to the channel of the key that blocked it, whose
+// attempt preceded that subscription) costs that waiter its fallback backoff,
+// never safety. A mark left by a waiter that gave up costs one needless
+// message. Scripts of versions without the mark read a marked value as
+// another's hold: do not mix them on the same names.
 //
 // What remains, by design: a request that runs after its caller's cleanup
 // (queued behind a stall) can leave a key that no lease holds; it expires

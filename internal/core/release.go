@@ -87,7 +87,8 @@ type releaseCall struct {
 }
 
 // handoff releases the single key of g held with token and fence and, if no
-// other process subscribes to its wake-up channel, gives it to w — the head
+// other process subscribes to its wake-up channel (or no waiter marked the
+// hold, see protocol.go), gives it to w — the head
 // of this process's queue — in one script call, under a token made for this
 // handoff alone: the next holder gets the lock one round trip after the
 // release started instead of two. Otherwise the key is released and the

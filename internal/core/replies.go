@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -27,7 +28,9 @@ func ParseHandoff(reply any) (status, fence int64, err error) {
 
 // ParseAcquire decodes the acquire script's reply for a group of n keys:
 // the fences on success, or the 1-based index of the held key and its PTTL.
-// For one key it also takes acquire1's integer: the fence, or -2 - pttl.
+// A positive integer f stands for the fences f, f+1, …, f+n-1 (acquire.lua's
+// reply when every key was free); for one key a negative integer is
+// acquire1's busy reply, -2 - pttl.
 func ParseAcquire(reply any, n int) (fences []int64, busy int, pttl time.Duration, err error) {
 	fences, busy, pttl, err = appendAcquire(nil, reply, n)
 	if busy > 0 || err != nil {
@@ -40,10 +43,14 @@ func ParseAcquire(reply any, n int) (fences []int64, busy int, pttl time.Duratio
 // busy it returns dst unchanged in length.
 func appendAcquire(dst []int64, reply any, n int) (fences []int64, busy int, pttl time.Duration, err error) {
 	n0 := len(dst)
-	if r, ok := reply.(int64); ok && n == 1 {
+	if r, ok := reply.(int64); ok {
 		switch {
-		case r > 0:
-			return append(dst, r), 0, 0, nil
+		case r > 0 && n >= 1 && r <= math.MaxInt64-int64(n-1):
+			for i := range int64(n) {
+				dst = append(dst, r+i)
+			}
+			return dst, 0, 0, nil
+		case n != 1:
 		case r == -1:
 			return dst, 1, -1, nil // held without a TTL
 		case r < -1:

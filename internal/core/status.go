@@ -58,12 +58,13 @@ func (s *Spec) Status(ctx context.Context) ([]KeyStatus, error) {
 	return out, nil
 }
 
-// splitHold parses "<fence>:<gen>:<token>"; a value of another shape is
+// splitHold parses "<fence>:<gen>:<token>" (the generation marked with "w"
+// or not); a value of another shape is
 // returned whole as the token, with fence 0.
 func splitHold(v string) (token string, fence int64) {
 	f, rest, ok := strings.Cut(v, ":")
 	if ok && digits(f) {
-		if g, t, ok := strings.Cut(rest, ":"); ok && digits(g) {
+		if g, t, ok := strings.Cut(rest, ":"); ok && generation(g) {
 			if n, err := strconv.ParseInt(f, 10, 64); err == nil {
 				return t, n
 			}

@@ -30,7 +30,9 @@ func lockKey(name string) string { return lockPrefix + "{" + name + "}" }
 // carries the lock name as hash tag.
 func guardKey(name string) string { return "{" + name + "}:guarded" }
 
-var fencedValue = regexp.MustCompile(`(?s)^\d+:\d+:(.*)$`)
+// fencedValue matches "<fence>:<gen>:<token>", the generation with a
+// waiter's mark "w" or without.
+var fencedValue = regexp.MustCompile(`(?s)^\d+:\d+w?:(.*)$`)
 
 // holdsToken reports whether v, the value of a lock key, says the key is held
 // with token. It is the only test of ownership the nemesis makes.

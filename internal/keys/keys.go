@@ -20,7 +20,7 @@ import (
 // Key holds the Redis names belonging to one lock name.
 type Key struct {
 	Name string // the caller's lock name
-	Lock string // holds "<fence>:<gen>:<token>" while the lock is held
+	Lock string // holds "<fence>:<gen>[w]:<token>" while the lock is held
 	Wake string // pub/sub channel a release publishes on
 	Slot int    // Redis Cluster hash slot shared by Lock and Wake
 }

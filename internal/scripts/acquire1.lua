@@ -7,10 +7,13 @@
 -- ARGV[2]  TTL in milliseconds
 -- ARGV[3]  '1' if ARGV[1] is an owner's custom token, '0' if it was made
 --          for this attempt
--- A held key's value is "<fence>:<gen>:<token>" (see internal/core/protocol.go).
+-- A held key's value is "<fence>:<gen>:<token>", or "<fence>:<gen>w:<token>"
+-- once a waiter marked it (see internal/core/protocol.go).
 -- Returns the fence (> 0) when the key was free or already held by ARGV[1]
 -- and now holds it, or -2 - pttl (< 0) when it holds another token (pttl: its
--- remaining TTL in ms, -1 without one); then only the fence counter changed.
+-- remaining TTL in ms, -1 without one); then the hold is marked (its release
+-- publishes the wake-up: the caller waits for one) and otherwise only the
+-- fence counter changed.
 -- A fence is drawn first and the key set only if it does not exist (SET NX
 -- GET, which also returns the value that was there: one call for both). When
 -- the key exists the fence drawn may stay unused: fences need only increase
@@ -22,10 +25,12 @@
 --   custom token: a re-obtain by the owner (another process resuming): the
 --     hold is taken over with the fence just drawn and generation 0, so
 --     requests of the earlier hold that are still in flight (a late release,
---     refresh or renewal) no longer match it; its TTL is never shortened.
+--     refresh or renewal) no longer match it; its TTL is never shortened and
+--     its mark is kept.
 -- Run twice: with an attempt token the second run finds the first run's hold
 -- and returns its fence (the fence it drew stays unused); with a custom token
--- it re-obtains (a fresh fence), and the caller gets the fence the key holds.
+-- it re-obtains (a fresh fence), and the caller gets the fence the key holds;
+-- a busy attempt marks the hold again, which changes nothing.
 local tok = ARGV[1]
 local f = redis.call('incr', KEYS[2])
 local val = string.format('%d:0:%s', f, tok)
@@ -39,8 +44,12 @@ if type(v) == 'table' and v.err then
 elseif not v then
   return f
 end
-local hf, t = string.match(v, '^(%d+):%d+:(.*)$')
+local hf, g, m, t = string.match(v, '^(%d+)(:%d+)(w?):(.*)$')
 if t ~= tok then
+  if m == '' then
+    -- Mark the hold: its release publishes the wake-up only when marked.
+    redis.call('set', KEYS[1], hf .. g .. 'w:' .. t, 'KEEPTTL')
+  end
   return -2 - redis.call('pttl', KEYS[1])
 end
 local ttl = tonumber(ARGV[2])
@@ -51,6 +60,9 @@ if ARGV[3] ~= '1' then
     redis.call('pexpire', KEYS[1], ttl)
   end
   return tonumber(hf)
+end
+if m == 'w' then
+  val = string.format('%d:0w:%s', f, tok)
 end
 redis.call('set', KEYS[1], val, 'PX', math.max(pttl, ttl)) -- a re-obtain never shortens
 return f

@@ -2,6 +2,8 @@
 -- KEYS[1..n]    lock keys
 -- ARGV[1]       the holder's token
 -- ARGV[2..n+1]  the fence of each key's hold
+-- A held key's value is "<fence>:<gen>:<token>", or "<fence>:<gen>w:<token>"
+-- once a waiter marked it (see internal/core/protocol.go).
 -- Returns {1, pttl} with the smallest remaining TTL when all keys hold it, or
 -- {0, i} when KEYS[i] does not. Read-only, so safe to run twice.
 local min = -1
@@ -9,7 +11,7 @@ for i = 1, #KEYS do
   local v = redis.call('get', KEYS[i])
   local f, t
   if v then
-    f, t = string.match(v, '^(%d+):%d+:(.*)$')
+    f, t = string.match(v, '^(%d+):%d+w?:(.*)$')
   end
   if t ~= ARGV[1] or f ~= ARGV[i + 1] then
     return {0, i}

@@ -8,7 +8,11 @@
 --             previous one plus 1, made for this request
 -- ARGV[4]     'renew', 'extend' or 'refresh'
 -- ARGV[5..]   the fence of each key's hold (ARGV[i+4] belongs to KEYS[i])
--- A held key's value is "<fence>:<gen>:<token>".
+-- A held key's value is "<fence>:<gen>:<token>", or "<fence>:<gen>w:<token>"
+-- once a waiter marked it (see internal/core/protocol.go); a rewritten value
+-- keeps the mark.
+-- The keys are read with one MGET; renew raises a TTL with PEXPIRE GT (one
+-- call a key; PTTL then PEXPIRE before Redis 7.0, or when GT left it).
 -- Returns {1, pttl} with the smallest remaining TTL afterwards when all keys
 -- hold the hold (token and fence), or {0, i} when KEYS[i] does not; then
 -- nothing changed.
@@ -23,31 +27,53 @@
 -- whose reply was lost can never shorten the key after the lease has moved
 -- on (its next renew, extend or refresh supersedes it).
 local tok, ms, gen, mode = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local n = #KEYS
+local vals
+if n <= 1000 then
+  vals = redis.call('mget', unpack(KEYS))
+else -- unpack's limit
+  vals = {}
+  for s = 1, n, 1000 do
+    local part = redis.call('mget', unpack(KEYS, s, math.min(s + 999, n)))
+    for j = 1, #part do
+      vals[s + j - 1] = part[j]
+    end
+  end
+end
 local held = {}
-for i = 1, #KEYS do
-  local v = redis.call('get', KEYS[i])
-  local f, g, t
+for i = 1, n do
+  local v = vals[i]
+  local f, g, m, t
   if v then
-    f, g, t = string.match(v, '^(%d+):(%d+):(.*)$')
+    f, g, m, t = string.match(v, '^(%d+):(%d+)(w?):(.*)$')
   end
   if t ~= tok or f ~= ARGV[i + 4] then
     return {0, i}
   end
-  held[i] = {f, tonumber(g)}
+  held[i] = {f, tonumber(g), m}
 end
 local min = -1
-for i = 1, #KEYS do
+local gt = true -- PEXPIRE GT (Redis 7.0+) until it is refused
+for i = 1, n do
   local f, g = held[i][1], held[i][2]
-  local value = string.format('%s:%d:%s', f, gen, tok)
+  local value = string.format('%s:%d%s:%s', f, gen, held[i][3], tok)
   local pttl
   if mode == 'renew' then
     if g < gen then
       redis.call('set', KEYS[i], value, 'KEEPTTL')
     end
-    pttl = redis.call('pttl', KEYS[i])
-    if pttl < ms then
-      redis.call('pexpire', KEYS[i], ms)
+    local raised = gt and redis.pcall('pexpire', KEYS[i], ms, 'GT')
+    if type(raised) == 'table' then
+      gt, raised = false, false
+    end
+    if raised == 1 then
       pttl = ms
+    else
+      pttl = redis.call('pttl', KEYS[i])
+      if pttl < ms then
+        redis.call('pexpire', KEYS[i], ms)
+        pttl = ms
+      end
     end
   elseif g < gen then
     pttl = ms

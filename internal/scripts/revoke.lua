@@ -6,10 +6,12 @@
 -- ARGV[1]           the token
 -- ARGV[2]           the revocation channel of the keys' prefix
 -- ARGV[3..n+2]      the wake-up channel of each key
--- A held key's value is "<fence>:<gen>:<token>" (see internal/core/protocol.go).
--- Every key holding ARGV[1], whatever its fence, is deleted; then, like
--- release, "<fence>:<token>" is published on its wake-up channel (SPUBLISH,
--- or PUBLISH where SPUBLISH is unknown), the notice
+-- A held key's value is "<fence>:<gen>:<token>", or "<fence>:<gen>w:<token>"
+-- once a waiter marked it (see internal/core/protocol.go).
+-- Every key holding ARGV[1], whatever its fence, is deleted; then
+-- "<fence>:<token>" is published on its wake-up channel, marked or not (a
+-- revocation is rare, and the holder's process hears it too), with SPUBLISH
+-- (or PUBLISH where SPUBLISH is unknown), the notice
 -- "<fence>:<len(token)>:<token><key>" is published on ARGV[2] with classic
 -- PUBLISH (on Redis Cluster it reaches every node), and the tombstone is set
 -- to the fence for the key's remaining TTL. Keys holding another token, or
@@ -28,7 +30,7 @@ for i = 1, n do
   local v = redis.call('get', KEYS[i])
   local f, t
   if v then
-    f, t = string.match(v, '^(%d+):%d+:(.*)$')
+    f, t = string.match(v, '^(%d+):%d+w?:(.*)$')
   end
   if t == tok then
     local pttl = redis.call('pttl', KEYS[i])

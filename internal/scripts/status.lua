@@ -2,7 +2,8 @@
 -- KEYS[1..n]    lock keys
 -- ARGV[1..n]    the wake-up channel of each key
 -- Returns {v_1, pttl_1, subs_1, ..., v_n, pttl_n, subs_n}: each key's value
--- ("<fence>:<gen>:<token>", or '' when free), its PTTL in ms (-2 when free,
+-- ("<fence>:<gen>:<token>", "<fence>:<gen>w:<token>" once a waiter marked
+-- it, or '' when free), its PTTL in ms (-2 when free,
 -- -1 without expiry) and the number of subscribers of its wake-up channel
 -- (PUBSUB SHARDNUMSUB, or NUMSUB where sharded pub/sub is unknown; -1 if
 -- neither answers). Read-only, so safe to run twice.

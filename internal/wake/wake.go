@@ -1,6 +1,7 @@
 // Package wake lets lock waiters sleep until a release instead of polling.
 //
-// A release script publishes on the lock's wake-up channel. In each process,
+// A release script publishes on the lock's wake-up channel (a lock's when a
+// waiter's attempt marked the hold; see core's protocol.go). In each process,
 // waiters that use the same redis client share one hub: one subscription
 // connection (one per hash slot on Redis Cluster, where SSUBSCRIBE is bound to
 // a shard) and, per channel, a FIFO queue of waiters. Only the head of a queue

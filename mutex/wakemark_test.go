@@ -57,7 +57,6 @@ func TestUnmarkedReleaseSendsNoPublish(t *testing.T) {
 	name := uniqueName(t)
 	m := newMutex(t, c, name)
 
-	before := commandCalls(t, c)
 	l, err := m.TryLock(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -65,6 +64,10 @@ func TestUnmarkedReleaseSendsNoPublish(t *testing.T) {
 	if marked(t, c, name) {
 		t.Fatal("a fresh hold is marked")
 	}
+	// The lease's revocation notices open the client's subscription in the
+	// background (its SPUBLISH probe is not a wake-up): let it settle first.
+	redistest.WaitSubscribed(t, other, "redlease:revoked")
+	before := commandCalls(t, c)
 	if err := l.Release(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime"
@@ -37,6 +38,7 @@ type config struct {
 	only      map[string]bool
 	scenarios map[string]bool
 	svg       string // file for the SVG chart; "" for none
+	svgCont   string // file for the throughput and wait-distribution chart; "" for none
 }
 
 func main() {
@@ -47,6 +49,7 @@ func main() {
 		only      = flag.String("only", "", "comma-separated contenders (default all): "+contenderIDs())
 		scenarios = flag.String("scenarios", "1,2,3,4,5,6,7", "comma-separated scenarios to run (7: redlease's semaphore and rwmutex next to its mutex)")
 		svg       = flag.String("svg", "", "also write the ratios of scenarios 1, 2 and 4 to this file as an SVG bar chart")
+		svgCont   = flag.String("svg-contended", "", "also write throughput (scenarios 1, 2, 3) and scenario 3's wait distribution per contender to this file as an SVG chart")
 	)
 	flag.IntVar(&cfg.reps, "reps", 5, "repetitions per cell (interleaved)")
 	flag.DurationVar(&cfg.dur, "dur", 600*time.Millisecond, "duration of each throughput cell (scenarios 1, 2; half of it for 6)")
@@ -80,6 +83,7 @@ func main() {
 	}()
 
 	cfg.svg = *svg
+	cfg.svgCont = *svgCont
 	if err := run(srv, cfg, *quick); err != nil {
 		srv.Kill()
 		fatal(err)
@@ -141,6 +145,7 @@ func run(srv *server, cfg config, quick bool) error {
 	started := time.Now()
 	loadStart := loadAvg()
 	res := newResults()
+	waits := map[string]map[string][]time.Duration{} // scenario 3 row prefix → contender → waits of all reps
 	sc := func(n string) bool { return cfg.scenarios == nil || cfg.scenarios[n] }
 
 	// fail records an error in a cell instead of stopping the run.
@@ -244,6 +249,10 @@ func run(srv *server, cfg config, quick bool) error {
 					res.add(k+"cmds", c.ID, r.CmdsPerAcq)
 					res.add(k+"viol", c.ID, float64(r.Violations))
 					res.add(k+"gu", c.ID, float64(r.GiveUps))
+					if waits[k] == nil {
+						waits[k] = map[string][]time.Duration{}
+					}
+					waits[k][c.ID] = append(waits[k][c.ID], r.Waits...)
 				}
 			}
 		}
@@ -385,18 +394,31 @@ func run(srv *server, cfg config, quick bool) error {
 		fmt.Fprintf(w, "- %s: %s\n", c.ID, c.Label)
 	}
 	if cfg.svg != "" {
-		f, err := os.Create(cfg.svg)
-		if err != nil {
-			return err
-		}
 		title := fmt.Sprintf("redlease vs Go peers, ratios to the go-redis floor (%s mode, %d rep(s), load %s)", mode, cfg.reps, loadStart)
-		if err := writeSVG(f, res, ids, title); err != nil {
-			f.Close()
+		if err := writeFile(cfg.svg, func(w io.Writer) error { return writeSVG(w, res, ids, title) }); err != nil {
 			return err
 		}
-		return f.Close()
+	}
+	if cfg.svgCont != "" {
+		title := fmt.Sprintf("redlease vs Go peers: throughput and waits under contention (%s mode, %d rep(s), load %s)", mode, cfg.reps, loadStart)
+		if err := writeFile(cfg.svgCont, func(w io.Writer) error { return writeContendedSVG(w, res, waits, ids, title) }); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// writeFile creates name and fills it with write.
+func writeFile(name string, write func(io.Writer) error) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func firstLine(s string) string {

@@ -123,10 +123,11 @@ type contendedResult struct {
 	WaitMax          time.Duration // includes waits still running at the end
 	HandoffP50       time.Duration // release start → acquisition by another worker
 	HandoffP99       time.Duration
-	Fairness         float64 // min/max acquisitions per worker
-	CmdsPerAcq       float64 // INFO commandstats delta / acquisitions
-	Violations       int64   // more than limit holders at once, in-process check
-	GiveUps          int64   // Lock errors before the end (library gave up)
+	Fairness         float64         // min/max acquisitions per worker
+	CmdsPerAcq       float64         // INFO commandstats delta / acquisitions
+	Violations       int64           // more than limit holders at once, in-process check
+	GiveUps          int64           // Lock errors before the end (library gave up)
+	Waits            []time.Duration // every completed wait, unsorted
 }
 
 // contended runs workers goroutines of one process (one shared client) that
@@ -212,6 +213,7 @@ func contended(e *env, c contender, key string, workers int, limit int32, hold, 
 		r.WaitMax = max(r.WaitMax, censored[w])
 	}
 	all := slices.Concat(waits...)
+	r.Waits = all
 	r.Rate = float64(r.Acquisitions) / elapsed.Seconds()
 	r.WaitP50, r.WaitP99 = percentile(all, 0.5), percentile(all, 0.99)
 	r.WaitMax = max(r.WaitMax, percentile(all, 1))

@@ -228,3 +228,45 @@ func TestReobtainKeepsMark(t *testing.T) {
 		t.Fatalf("release of a re-obtained marked hold: %d wake-up messages, want 1", n)
 	}
 }
+
+// TestMarkedHoldInspectGuardRevoke: a hold a waiter marked is still its
+// holder's for Owned, Inspect and Guard, and Revoke by its token removes it
+// and ends the lease.
+func TestMarkedHoldInspectGuardRevoke(t *testing.T) {
+	s, c := startRedis(t)
+	other := s.Client(t)
+	ctx := context.Background()
+	name := uniqueName(t)
+	l, err := newMutex(t, c, name).TryLock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newMutex(t, other, name).TryLock(ctx); !errors.Is(err, mutex.ErrLocked) {
+		t.Fatalf("other TryLock: %v, want ErrLocked", err)
+	}
+	if !marked(t, c, name) {
+		t.Fatal("the busy attempt did not mark the hold")
+	}
+	if owned, err := l.Owned(ctx); err != nil || !owned {
+		t.Fatalf("Owned of a marked hold: %v %v", owned, err)
+	}
+	st, err := newMutex(t, other, name).Inspect(ctx)
+	if err != nil || !st.Held || st.Token != l.Token() || st.Fence != l.Fence() {
+		t.Fatalf("Inspect of a marked hold: %+v %v; want token %q fence %d", st, err, l.Token(), l.Fence())
+	}
+	data := "{" + name + "}:data"
+	if err := l.Guard(ctx, func(p redis.Pipeliner) error { return p.Set(ctx, data, "x", 0).Err() }); err != nil {
+		t.Fatalf("Guard on a marked hold: %v", err)
+	}
+	if err := newMutex(t, other, name).Revoke(ctx, l.Token()); err != nil {
+		t.Fatalf("Revoke of a marked hold: %v", err)
+	}
+	select {
+	case <-l.Lost():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the revoked lease did not end")
+	}
+	if n := c.Exists(ctx, lockKeyOf(name)).Val(); n != 0 {
+		t.Fatal("Revoke left the marked hold")
+	}
+}

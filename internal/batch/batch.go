@@ -28,12 +28,18 @@ package batch
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redlease/redlease/internal/scripts"
 )
+
+// ErrSenderPanicked is the error of the calls of a batch whose sending
+// panicked (the panic itself goes to the caller that sent it); the calls may
+// have run.
+var ErrSenderPanicked = errors.New("batch: the sending of this call's batch panicked")
 
 // One batcher per client with a call in flight, created by the call that
 // finds none and forgotten when the last batch is done (idle batchers are
@@ -76,18 +82,17 @@ type call struct {
 // the package doc). When ctx ends before the reply, it returns ctx.Err(); the
 // script may have run if the call was already sent. args must not change
 // until Run returns, nor afterwards if it returned ctx.Err() (a batch in
-// flight may still read them).
+// flight may still read them). A panic while sending (a hook's) goes to the
+// caller that sent the batch; the batch's other calls return
+// ErrSenderPanicked (they may have run), and the calls queued meanwhile are
+// still sent.
 func Run(ctx context.Context, c redis.UniversalClient, raw *scripts.Raw, args []any) (any, error) {
 	mu.Lock()
 	b := batchers[c]
 	if b == nil {
 		b = take(c)
 		mu.Unlock()
-		v, err := raw.Run(ctx, c, args)
-		mu.Lock()
-		b.next()
-		mu.Unlock()
-		return v, err
+		return b.alone(ctx, raw, args)
 	}
 	cl := &call{raw: raw, args: args, wake: make(chan struct{}, 1)}
 	b.queue = append(b.queue, cl)
@@ -129,6 +134,17 @@ func take(c redis.UniversalClient) *batcher {
 	return b
 }
 
+// alone sends one call with Do, then hands over to the queue (also when the
+// call panics, e.g. in a hook: the queued calls are not stranded).
+func (b *batcher) alone(ctx context.Context, raw *scripts.Raw, args []any) (any, error) {
+	defer func() {
+		mu.Lock()
+		b.next()
+		mu.Unlock()
+	}()
+	return raw.Run(ctx, b.client, args)
+}
+
 // next hands the sending over to the first queued call, or forgets b when
 // none is queued. mu is held; the caller has nothing of b in flight.
 func (b *batcher) next() {
@@ -162,23 +178,32 @@ func (b *batcher) lead(ctx context.Context, own *call) (any, error) {
 	b.queue, b.spare = b.spare[:0], nil
 	mu.Unlock()
 
+	// Deferred, so that a panic while sending (e.g. in a hook) reaches own's
+	// caller only: the others of the batch get ErrSenderPanicked, and the
+	// queue a new sender.
+	sentOK := false
+	defer func() {
+		mu.Lock()
+		for _, cl := range batch {
+			if cl != own && cl.state == sent {
+				if !sentOK {
+					cl.reply, cl.err = nil, ErrSenderPanicked
+				}
+				cl.state = done
+				cl.wake <- struct{}{}
+			}
+		}
+		clear(batch)
+		b.spare = batch[:0]
+		b.next()
+		mu.Unlock()
+	}()
 	if len(batch) == 1 {
 		own.reply, own.err = own.raw.Run(ctx, b.client, own.args)
 	} else {
 		send(context.WithoutCancel(ctx), b.client, batch)
 	}
-
-	mu.Lock()
-	for _, cl := range batch {
-		if cl != own && cl.state == sent {
-			cl.state = done
-			cl.wake <- struct{}{}
-		}
-	}
-	clear(batch)
-	b.spare = batch[:0]
-	b.next()
-	mu.Unlock()
+	sentOK = true
 	return own.reply, own.err
 }
 

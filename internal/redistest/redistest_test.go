@@ -228,8 +228,13 @@ func TestSentinel(t *testing.T) {
 	restarted := time.Now()
 	s.RestartNode(s.Node(old))
 	s.WaitHealthy(t)
-	if r := s.Node(old).Role(); r != "slave" {
-		t.Fatalf("restarted old master has role %q", r)
+	// Sentinel reconfigures the returning old master as a replica once it
+	// sees it up again, which can come after WaitHealthy on a busy machine.
+	for deadline := time.Now().Add(30 * time.Second); s.Node(old).Role() != "slave"; {
+		if time.Now().After(deadline) {
+			t.Fatalf("restarted old master still has role %q after 30s", s.Node(old).Role())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	rejoin := time.Since(restarted)
 

@@ -14,12 +14,11 @@
 // batch is in flight gets ctx.Err() at once, and its call may have run — the
 // same outcome as a lost reply, which every caller already handles (see
 // internal/core/protocol.go). A batch runs under a context without any
-// caller's cancellation, bounded by the client's own timeouts (ReadTimeout,
-// WriteTimeout, PoolTimeout, MaxRetries) and, when every call of the batch
-// has a deadline, by the latest of them (with ContextTimeoutEnabled, go-redis
-// also cuts its reads there), so one caller's cancel never fails the others.
-// The caller that sends a batch returns when the batch's replies are in or
-// that latest deadline has passed.
+// caller's cancellation or deadline, bounded by the client's own timeouts
+// (ReadTimeout, WriteTimeout, PoolTimeout, MaxRetries), so one caller's
+// cancel never fails the others. The caller that sends a batch returns when
+// the batch's replies are in, like a call through Do without
+// ContextTimeoutEnabled.
 //
 // go-redis retries a whole pipeline after a network error, so a script in it
 // may run twice; every redlease script is safe to run twice. A NOSCRIPT
@@ -31,7 +30,6 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -74,13 +72,9 @@ type call struct {
 	args  []any
 	cmd   *redis.Cmd
 	state uint8
-	// deadline is the caller's ctx deadline (zero: none). A batch runs until
-	// the latest deadline of its calls when every call has one: by then
-	// every caller has left.
-	deadline time.Time
-	wake     chan struct{} // one token: told to lead, or the reply is in
-	reply    any
-	err      error
+	wake  chan struct{} // one token: told to lead, or the reply is in
+	reply any
+	err   error
 }
 
 // Run runs raw with args (which start with raw.Head) on c and returns its
@@ -101,7 +95,6 @@ func Run(ctx context.Context, c redis.UniversalClient, raw *scripts.Raw, args []
 		return b.alone(ctx, raw, args)
 	}
 	cl := &call{raw: raw, args: args, wake: make(chan struct{}, 1)}
-	cl.deadline, _ = ctx.Deadline()
 	b.queue = append(b.queue, cl)
 	mu.Unlock()
 
@@ -208,31 +201,10 @@ func (b *batcher) lead(ctx context.Context, own *call) (any, error) {
 	if len(batch) == 1 {
 		own.reply, own.err = own.raw.Run(ctx, b.client, own.args)
 	} else {
-		bctx := context.WithoutCancel(ctx)
-		if last, ok := latestDeadline(batch); ok {
-			var cancel context.CancelFunc
-			bctx, cancel = context.WithDeadline(bctx, last)
-			defer cancel()
-		}
-		send(bctx, b.client, batch)
+		send(context.WithoutCancel(ctx), b.client, batch)
 	}
 	sentOK = true
 	return own.reply, own.err
-}
-
-// latestDeadline returns the latest deadline of batch's calls, and false if
-// any call has none.
-func latestDeadline(batch []*call) (time.Time, bool) {
-	var last time.Time
-	for _, cl := range batch {
-		if cl.deadline.IsZero() {
-			return time.Time{}, false
-		}
-		if cl.deadline.After(last) {
-			last = cl.deadline
-		}
-	}
-	return last, true
 }
 
 // send runs batch as one pipeline on c and sets each call's reply; calls
@@ -243,12 +215,9 @@ func send(ctx context.Context, c redis.UniversalClient, batch []*call) {
 		cl.cmd = redis.NewCmd(ctx, cl.args...)
 		_ = pipe.Process(ctx, cl.cmd) // queues it; Exec sends
 	}
-	_, execErr := pipe.Exec(ctx) // each command carries its own reply or error,
+	_, _ = pipe.Exec(ctx) // each command carries its own reply or error
 	for _, cl := range batch {
 		v, err := cl.cmd.Result()
-		if v == nil && err == nil { // ... except one a failed Exec never reached
-			err = execErr
-		}
 		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 			v, err = cl.raw.Run(ctx, c, cl.args)
 		}

@@ -104,7 +104,7 @@ func (m *RWMutex) Revoke(ctx context.Context, token string) error {
 	}
 	h := m.write.hold
 	ks := []string{h.key, revoke.Tombstone(h.key, token)}
-	n, err := scripts.RWRevoke.Run(ctx, h.client, ks, token, revoke.Channel(m.write.spec.Prefix), h.wake).Int64()
+	n, err := scripts.RWRevoke.Run(ctx, h.client, ks, token, m.write.spec.RevokeChannel, h.wake).Int64()
 	if err != nil {
 		return fmt.Errorf("rwmutex: revoke %q: %w", m.name, err)
 	}

@@ -92,7 +92,7 @@ func (s *Semaphore) Revoke(ctx context.Context, token string) error {
 		return fmt.Errorf("semaphore: revoke %q: %w: token %q: must not be empty", s.name, ErrInvalid, token)
 	}
 	ks := []string{s.hold.key, revoke.Tombstone(s.hold.key, token)}
-	n, err := scripts.SemRevoke.Run(ctx, s.spec.Client, ks, token, revoke.Channel(s.spec.Prefix), s.hold.wake).Int64()
+	n, err := scripts.SemRevoke.Run(ctx, s.spec.Client, ks, token, s.spec.RevokeChannel, s.hold.wake).Int64()
 	if err != nil {
 		return fmt.Errorf("semaphore: revoke %q: %w", s.name, err)
 	}

@@ -68,7 +68,8 @@ type Lease struct {
 	nextWatch  int
 
 	renewing sync.WaitGroup  // a renewal round in flight
-	watch    *revoke.Watcher // revocation notices for this lease; stopped when it ends
+	watch    revoke.Watcher // revocation notices for this lease; stopped when it ends
+	watching bool           // watch was started
 }
 
 // closedCh is the Lost channel of a lease that ended before anyone asked.
@@ -99,8 +100,9 @@ func New(g core.Grant) *Lease {
 	l.timer = time.AfterFunc(time.Until(l.next()), l.fire)
 	// Under l.mu: a notice arriving at once waits in l.revoked until
 	// l.watch is set, so loseLocked always stops the watch.
-	w, already := revoke.Watch(g.Spec.Client, g.Spec.RevokeChannel, g.Spec.RevokeHolds(g.Token, g.Fences), g.SentAt, (*revokeTarget)(l))
-	l.watch = w
+	holds := g.Spec.RevokeHolds(l.watch.Holds(len(g.Fences)), g.Token, g.Fences)
+	already := revoke.Watch(&l.watch, g.Spec.Client, g.Spec.RevokeChannel, holds, g.SentAt, (*revokeTarget)(l))
+	l.watching = true
 	if already >= 0 {
 		l.loseLocked(l.revokedErr(already))
 	}
@@ -259,7 +261,7 @@ func (l *Lease) loseLocked(err error) {
 	}
 	l.err = err
 	l.timer.Stop()
-	if l.watch != nil {
+	if l.watching {
 		l.watch.Stop()
 	}
 	if err != ErrReleased {

@@ -106,15 +106,15 @@ func (s *Spec) Revoke(ctx context.Context, token string) (revoked, already int, 
 	return revoked, already, err
 }
 
-// RevokeHolds lists the holds of a lease of s with token and fences (one per
-// key, across groups), as revocation notices name them.
-func (s *Spec) RevokeHolds(token string, fences []int64) []revoke.Hold {
-	out := make([]revoke.Hold, 0, len(fences))
+// RevokeHolds fills out (len(fences) long) with the holds of a lease of s
+// with token and fences (one per key, across groups), as revocation notices
+// name them, and returns it.
+func (s *Spec) RevokeHolds(out []revoke.Hold, token string, fences []int64) []revoke.Hold {
 	i := 0
 	for _, g := range s.Groups {
 		for _, k := range g.Keys {
-			if i < len(fences) {
-				out = append(out, revoke.Hold{Key: k.Lock, Token: token, Fence: fences[i]})
+			if i < len(fences) && i < len(out) {
+				out[i] = revoke.Hold{Key: k.Lock, Token: token, Fence: fences[i]}
 			}
 			i++
 		}

@@ -56,7 +56,7 @@ type listener struct {
 	done     chan struct{}      // closed when run returned
 
 	mu       sync.Mutex
-	watches  map[Hold][]*Watcher
+	watches  map[Hold]*node // each hold's watches, linked through their nodes
 	n        int         // watches not stopped
 	live     bool        // subscription confirmed and no failure seen since
 	liveFrom time.Time   // when live last became true
@@ -82,19 +82,42 @@ type Target interface {
 }
 
 // Watcher is one lease's registration: its holds and whom to tell when one is
-// revoked.
+// revoked. Its zero value is ready for Holds and Watch; it is meant to be
+// embedded in the lease it watches for (a single-hold watch then allocates
+// nothing), and must not be copied once Watch was called.
 type Watcher struct {
 	l       *listener
 	holds   []Hold
+	nodes   []node // nodes[i] links holds[i] into l.watches
 	target  Target
 	covered bool // a notice for it cannot have been missed (see confirmed)
 	check   bool // in the next tombstone check
 	fired   bool // revoked was called, or Watch reported it
 	stopped bool
+
+	one     [1]Hold // storage of a single hold
+	oneNode [1]node
 }
 
-// Watch starts watching holds for revocation notices on channel, received
-// through client. target.Revoked(i) is called at most once, when holds[i] is
+// node is one hold of a Watcher in its listener's list of the watches of
+// that hold.
+type node struct {
+	w    *Watcher
+	next *node
+}
+
+// Holds returns a slice of n holds for the caller to fill and pass to Watch:
+// w's own storage when n is 1, so a single-hold watch allocates nothing.
+func (w *Watcher) Holds(n int) []Hold {
+	if n == 1 {
+		return w.one[:]
+	}
+	return make([]Hold, n)
+}
+
+// Watch starts w watching holds for revocation notices on channel, received
+// through client (w is a zero Watcher, used once; holds may come from
+// w.Holds). target.Revoked(i) is called at most once, when holds[i] is
 // found revoked, from the listener's goroutine or the wake hub's reading
 // goroutine, with no lock of either package held; it must not block. sent is
 // when the request that created the holds was sent: if the subscription was
@@ -105,12 +128,12 @@ type Watcher struct {
 // itself: the first watch of a client and channel starts their subscription
 // in the background. The caller must call Stop when it no longer needs the
 // watch.
-func Watch(client redis.UniversalClient, channel string, holds []Hold, sent time.Time, target Target) (w *Watcher, already int) {
+func Watch(w *Watcher, client redis.UniversalClient, channel string, holds []Hold, sent time.Time, target Target) (already int) {
 	k := listenerKey{client, channel}
 	registryMu.Lock()
 	l := registry[k]
 	if l == nil {
-		l = &listener{key: k, quit: make(chan struct{}), kick: make(chan struct{}, 1), done: make(chan struct{}), watches: map[Hold][]*Watcher{}}
+		l = &listener{key: k, quit: make(chan struct{}), kick: make(chan struct{}, 1), done: make(chan struct{}), watches: map[Hold]*node{}}
 		l.ctx, l.cancel = context.WithCancel(context.Background())
 		// Under registryMu but not l.mu: the hub calls l's methods without
 		// its own lock, so l.mu is never taken inside the hub's.
@@ -127,7 +150,12 @@ func Watch(client redis.UniversalClient, channel string, holds []Hold, sent time
 	}
 	// Covered only if the subscription was live before the holds were
 	// created: a revocation in between published its notice to no one.
-	w = &Watcher{l: l, holds: holds, target: target, covered: l.live && l.liveFrom.Before(sent)}
+	w.l, w.holds, w.target = l, holds, target
+	w.covered = l.live && l.liveFrom.Before(sent)
+	w.nodes = w.oneNode[:]
+	if len(holds) != 1 {
+		w.nodes = make([]node, len(holds))
+	}
 	if l.live && !w.covered {
 		w.check, l.pending = true, true
 		select { // run reads the tombstones
@@ -138,13 +166,15 @@ func Watch(client redis.UniversalClient, channel string, holds []Hold, sent time
 	l.n++
 	already = -1
 	for i, h := range holds {
-		l.watches[h] = append(l.watches[h], w)
+		n := &w.nodes[i]
+		n.w, n.next = w, l.watches[h]
+		l.watches[h] = n
 		if _, ok := l.recent[h]; ok && already < 0 {
 			already = i
 			w.fired = true
 		}
 	}
-	return w, already
+	return already
 }
 
 // Stop ends the watch; the subscription closes Linger after the last one.
@@ -157,19 +187,24 @@ func (w *Watcher) Stop() {
 		return
 	}
 	w.stopped = true
-	for _, h := range w.holds {
-		list := l.watches[h]
-		for i, x := range list {
-			if x == w {
-				list = append(list[:i:i], list[i+1:]...)
-				break
+	for i, h := range w.holds {
+		own := &w.nodes[i]
+		head := l.watches[h]
+		if head == own {
+			if own.next == nil {
+				delete(l.watches, h)
+			} else {
+				l.watches[h] = own.next
+			}
+		} else {
+			for n := head; n != nil; n = n.next {
+				if n.next == own {
+					n.next = own.next
+					break
+				}
 			}
 		}
-		if len(list) == 0 {
-			delete(l.watches, h)
-		} else {
-			l.watches[h] = list
-		}
+		own.next = nil
 	}
 	l.n--
 	if l.n == 0 && !l.idleSet {
@@ -259,9 +294,9 @@ func (l *listener) lost() {
 func (l *listener) confirmed() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, list := range l.watches {
-		for _, w := range list {
-			if l.failed || !w.covered {
+	for _, head := range l.watches {
+		for n := head; n != nil; n = n.next {
+			if w := n.w; l.failed || !w.covered {
 				w.check = true
 				l.pending = true
 			}
@@ -277,9 +312,9 @@ func (l *listener) check() {
 	l.mu.Lock()
 	var ws []*Watcher
 	seen := map[*Watcher]bool{}
-	for _, list := range l.watches {
-		for _, w := range list {
-			if w.check && !seen[w] {
+	for _, head := range l.watches {
+		for n := head; n != nil; n = n.next {
+			if w := n.w; w.check && !seen[w] {
 				seen[w] = true
 				ws = append(ws, w)
 			}
@@ -352,8 +387,9 @@ func (l *listener) deliver(payload string) {
 	}
 	var fire []call
 	l.mu.Lock()
-	list := l.watches[h]
-	for _, w := range list {
+	head := l.watches[h]
+	for n := head; n != nil; n = n.next {
+		w := n.w
 		if w.fired || w.stopped {
 			continue
 		}
@@ -365,7 +401,7 @@ func (l *listener) deliver(payload string) {
 			}
 		}
 	}
-	if len(list) == 0 {
+	if head == nil {
 		l.remember(h)
 	}
 	l.mu.Unlock()

@@ -102,7 +102,8 @@ func TestNotice(t *testing.T) {
 	ch := Channel("t:")
 	holds := []Hold{{"t:{a}", "tok", 3}, {"t:{b}", "tok", 4}}
 	f := make(fired, 2)
-	w, already := Watch(c, ch, holds, time.Now(), f)
+	w := new(Watcher)
+	already := Watch(w, c, ch, holds, time.Now(), f)
 	if already != -1 {
 		t.Fatalf("already = %d", already)
 	}
@@ -125,7 +126,8 @@ func TestNoticeBeforeWatch(t *testing.T) {
 	c, admin := s.Client(t), s.Client(t)
 	ctx := context.Background()
 	ch := Channel("t:")
-	keep, _ := Watch(c, ch, []Hold{{"t:{other}", "x", 1}}, time.Now(), make(fired, 1))
+	keep := new(Watcher)
+	Watch(keep, c, ch, []Hold{{"t:{other}", "x", 1}}, time.Now(), make(fired, 1))
 	defer keep.Stop()
 	l := live(t, c, ch)
 	h := Hold{"t:{a}", "tok", 9}
@@ -144,7 +146,8 @@ func TestNoticeBeforeWatch(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	f := make(fired, 1)
-	w, already := Watch(c, ch, []Hold{{"t:{z}", "tok", 1}, h}, time.Now(), f)
+	w := new(Watcher)
+	already := Watch(w, c, ch, []Hold{{"t:{z}", "tok", 1}, h}, time.Now(), f)
 	defer w.Stop()
 	if already != 1 {
 		t.Fatalf("already = %d, want 1", already)
@@ -165,14 +168,16 @@ func TestTombstoneBeforeConfirmed(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := make(fired, 1)
-	w, _ := Watch(c, ch, []Hold{h}, time.Now(), f)
+	w := new(Watcher)
+	Watch(w, c, ch, []Hold{h}, time.Now(), f)
 	live(t, c, ch)
 	f.none(t)
 	w.Stop()
 	waitClosed(t, c, ch)
 
 	admin.Set(ctx, Tombstone(h.Key, h.Token), "12", time.Minute)
-	w, _ = Watch(c, ch, []Hold{{"t:{b}", "x", 1}, h}, time.Now(), f)
+	w = new(Watcher)
+	Watch(w, c, ch, []Hold{{"t:{b}", "x", 1}, h}, time.Now(), f)
 	defer w.Stop()
 	f.wait(t, 1)
 }
@@ -187,7 +192,8 @@ func TestReconnectChecksAll(t *testing.T) {
 	ch := Channel("t:")
 	h := Hold{"t:{a}", "tok", 5}
 	f := make(fired, 1)
-	w, _ := Watch(c, ch, []Hold{h}, time.Now(), f)
+	w := new(Watcher)
+	Watch(w, c, ch, []Hold{h}, time.Now(), f)
 	defer w.Stop()
 	live(t, c, ch)
 	// A revocation whose notice was lost: only its tombstone remains.
@@ -218,4 +224,46 @@ func TestTombstoneUnambiguous(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestSharedHoldList: several watches of one hold are linked in one list;
+// stopping one in the middle, at the head or at the tail leaves the others
+// told, and the last Stop empties the listener's map.
+func TestSharedHoldList(t *testing.T) {
+	s := redistest.Start(t)
+	c, admin := s.Client(t), s.Client(t)
+	ctx := context.Background()
+	ch := Channel("t:")
+	h := Hold{"t:{s}", "tok", 9}
+	var ws [4]*Watcher
+	fs := make([]fired, len(ws))
+	for i := range ws {
+		fs[i] = make(fired, 1)
+		ws[i] = new(Watcher)
+		holds := ws[i].Holds(1)
+		holds[0] = h
+		if already := Watch(ws[i], c, ch, holds, time.Now(), fs[i]); already != -1 {
+			t.Fatalf("already = %d", already)
+		}
+	}
+	l := live(t, c, ch)
+	ws[1].Stop() // the middle of the list (watches are pushed at its head)
+	ws[3].Stop() // its head
+	if err := admin.Publish(ctx, ch, Notice(h)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	fs[0].wait(t, 0)
+	fs[2].wait(t, 0)
+	fs[1].none(t)
+	fs[3].none(t)
+	ws[0].Stop() // the tail
+	ws[2].Stop()
+	ws[2].Stop() // idempotent
+	l.mu.Lock()
+	n := len(l.watches)
+	l.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d holds still listed after every watch stopped", n)
+	}
+	waitClosed(t, c, ch)
 }

@@ -67,7 +67,7 @@ type Lease struct {
 	watchers   map[int]context.CancelCauseFunc // canceled with err when the lease ends
 	nextWatch  int
 
-	renewing sync.WaitGroup  // a renewal round in flight
+	renewing sync.WaitGroup // a renewal round in flight
 	watch    revoke.Watcher // revocation notices for this lease; stopped when it ends
 	watching bool           // watch was started
 }

@@ -57,12 +57,12 @@ type listener struct {
 
 	mu       sync.Mutex
 	watches  map[Hold]*node // each hold's watches, linked through their nodes
-	n        int         // watches not stopped
-	live     bool        // subscription confirmed and no failure seen since
-	liveFrom time.Time   // when live last became true
-	failed   bool        // a failure since the last confirmation: any watch may have missed a notice
-	pending  bool        // a tombstone check is due
-	idle     *time.Timer // runs drop; armed while n == 0 (idleSet)
+	n        int            // watches not stopped
+	live     bool           // subscription confirmed and no failure seen since
+	liveFrom time.Time      // when live last became true
+	failed   bool           // a failure since the last confirmation: any watch may have missed a notice
+	pending  bool           // a tombstone check is due
+	idle     *time.Timer    // runs drop; armed while n == 0 (idleSet)
 	idleSet  bool
 	recent   map[Hold]time.Time // notices that named no watch
 	order    []noticed

@@ -67,6 +67,9 @@ type Lease struct {
 	watchers   map[int]context.CancelCauseFunc // canceled with err when the lease ends
 	nextWatch  int
 
+	attempt core.Attempt     // storage of the attempt that created the lease, if it was Acquire's first
+	rel     core.ReleaseCall // storage of Release's arguments
+
 	renewing sync.WaitGroup // a renewal round in flight
 	watch    revoke.Watcher // revocation notices for this lease; stopped when it ends
 	watching bool           // watch was started
@@ -87,7 +90,24 @@ var closedCh = func() chan struct{} {
 // internal/revoke): this sends nothing on the caller's path; the first lease
 // of a client opens the notice subscription in the background.
 func New(g core.Grant) *Lease {
-	l := &Lease{spec: g.Spec, token: g.Token, fences: g.Fences}
+	return start(new(Lease), g)
+}
+
+// Acquire calls try with the storage of a new Lease and, when try succeeds,
+// returns that Lease started with its grant as New does (one allocation for
+// the attempt and the lease). It is for this module's packages: try is
+// core.Spec.TryWith or core.ObtainWith. try's error is returned as is.
+func Acquire(try func(*core.Attempt) (core.Grant, error)) (*Lease, error) {
+	l := new(Lease)
+	g, err := try(&l.attempt)
+	if err != nil {
+		return nil, err
+	}
+	return start(l, g), nil
+}
+
+func start(l *Lease, g core.Grant) *Lease {
+	l.spec, l.token, l.fences = g.Spec, g.Token, g.Fences
 	l.tokenArg = &l.token
 	l.mu.Lock()
 	defer l.mu.Unlock()

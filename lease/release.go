@@ -50,17 +50,18 @@ func (l *Lease) Release(ctx context.Context) error {
 	if prev != nil {
 		if prev != ErrReleased && len(l.fences) > 1 {
 			// Each hold has its own fence: only this lease's are deleted.
-			_ = l.release(ctx)
+			_ = l.release(ctx, nil) // l.rel is only for the release of a lease held until Release
 		}
 		return fmt.Errorf("lease %s: release: %w", l.label(), prev)
 	}
-	err := l.release(ctx)
+	err := l.release(ctx, &l.rel) // once: only the Release that ended a held lease gets here
 	l.reportReleased(err)
 	return err
 }
 
-// release deletes the hold(s) of a lease that was held until Release.
-func (l *Lease) release(ctx context.Context) error {
+// release deletes the hold(s) of a lease that was held until Release; call
+// is the storage of its arguments, or nil.
+func (l *Lease) release(ctx context.Context, call *core.ReleaseCall) error {
 	if h := l.spec.Hold; h != nil {
 		held, err := h.Release(ctx, l.token, l.fences[0])
 		if err != nil {
@@ -71,7 +72,7 @@ func (l *Lease) release(ctx context.Context) error {
 		}
 		return nil
 	}
-	missing, err := core.ReleaseGroups(ctx, l.spec.Client, l.spec.Groups, l.token, l.fences)
+	missing, err := core.ReleaseGroups(ctx, l.spec.Client, l.spec.Groups, l.token, l.fences, call)
 	if err != nil {
 		return fmt.Errorf("lease %s: release: %w", l.label(), err)
 	}

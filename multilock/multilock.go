@@ -118,12 +118,12 @@ func (ml *MultiLock) Lock(ctx context.Context) (*lease.Lease, error) {
 		return nil, fmt.Errorf("multilock: lock %s: %w: context is nil", ml.spec.Label(), mutex.ErrInvalid)
 	}
 	ctx, start := ml.spec.LockStart(ctx)
-	g, err := core.Obtain(ctx, ml.spec)
+	l, err := lease.Acquire(func(a *core.Attempt) (core.Grant, error) { return core.ObtainWith(ctx, ml.spec, a) })
 	ml.spec.LockEnd(ctx, start, err, mutex.ErrLocked)
 	if err != nil {
 		return nil, err
 	}
-	return lease.New(g), nil
+	return l, nil
 }
 
 // TryLock makes one attempt. If a name is held by another owner the error
@@ -134,12 +134,12 @@ func (ml *MultiLock) TryLock(ctx context.Context) (*lease.Lease, error) {
 		return nil, fmt.Errorf("multilock: trylock %s: %w: context is nil", ml.spec.Label(), mutex.ErrInvalid)
 	}
 	start := ml.spec.TryStart()
-	g, err := ml.spec.Try(ctx)
+	l, err := lease.Acquire(func(a *core.Attempt) (core.Grant, error) { return ml.spec.TryWith(ctx, a) })
 	ml.spec.TryEnd(ctx, start, err, mutex.ErrLocked)
 	if err != nil {
 		return nil, fmt.Errorf("multilock: trylock %s: %w", ml.spec.Label(), err)
 	}
-	return lease.New(g), nil
+	return l, nil
 }
 
 // lockErrors builds mutex's errors for core (see core.Errors).

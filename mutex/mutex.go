@@ -75,12 +75,12 @@ func (m *Mutex) Lock(ctx context.Context) (*lease.Lease, error) {
 		return nil, fmt.Errorf("mutex: lock %q: %w: context is nil", m.name, ErrInvalid)
 	}
 	ctx, start := m.spec.LockStart(ctx)
-	g, err := core.Obtain(ctx, m.spec)
+	l, err := lease.Acquire(func(a *core.Attempt) (core.Grant, error) { return core.ObtainWith(ctx, m.spec, a) })
 	m.spec.LockEnd(ctx, start, err, ErrLocked)
 	if err != nil {
 		return nil, err
 	}
-	return lease.New(g), nil
+	return l, nil
 }
 
 // TryLock makes one attempt. If another owner holds the lock the error is a
@@ -93,10 +93,10 @@ func (m *Mutex) TryLock(ctx context.Context) (*lease.Lease, error) {
 		return nil, fmt.Errorf("mutex: trylock %q: %w: context is nil", m.name, ErrInvalid)
 	}
 	start := m.spec.TryStart()
-	g, err := m.spec.Try(ctx)
+	l, err := lease.Acquire(func(a *core.Attempt) (core.Grant, error) { return m.spec.TryWith(ctx, a) })
 	m.spec.TryEnd(ctx, start, err, ErrLocked)
 	if err == nil {
-		return lease.New(g), nil
+		return l, nil
 	}
 	var le *LockedError
 	if errors.As(err, &le) {

@@ -33,10 +33,20 @@ func (s *Spec) Try(ctx context.Context) (Grant, error) {
 	if err := ctx.Err(); err != nil {
 		return Grant{}, err // nothing sent, nothing to clean up
 	}
-	a := &attempt{token: s.Token}
+	return s.TryWith(ctx, new(Attempt))
+}
+
+// TryWith is Try using a's storage (a zero Attempt, used by this call only):
+// a Lease carries the Attempt that creates it, so that one allocation serves
+// both. The grant's token and fences may point into a.
+func (s *Spec) TryWith(ctx context.Context, a *Attempt) (Grant, error) {
+	if err := ctx.Err(); err != nil {
+		return Grant{}, err // nothing sent, nothing to clean up
+	}
+	a.token = s.Token
 	custom, customArg := "1", any("1") // a constant boxes without allocating
 	if a.token == "" {
-		a.token, custom, customArg = NewToken(), "0", "0"
+		a.token, custom, customArg = newTokenIn(&a.hex), "0", "0"
 	}
 	token := a.token
 	sentAt := time.Now()
@@ -93,11 +103,14 @@ func (s *Spec) Try(ctx context.Context) (Grant, error) {
 	return Grant{Spec: s, Token: token, Fences: fences, SentAt: sentAt, PTTL: s.TTL}, nil
 }
 
-// attempt is one Try's storage, allocated at once: the token (the script
-// argument points to it), a single key's fence and the argument list of a
-// group of up to two keys.
-type attempt struct {
+// Attempt is one Try's storage, allocated at once: the token (the script
+// argument points to it) and the bytes of a token made for the attempt, a
+// single key's fence and the argument list of a group of up to two keys. A
+// call left in flight (its ctx ended) may still read it: an Attempt serves
+// one attempt only.
+type Attempt struct {
 	token string
+	hex   [tokenLen]byte
 	fence [1]int64
 	args  [9]any
 }
@@ -117,7 +130,7 @@ func cleanup(ctx context.Context, c redis.UniversalClient, groups []Group, token
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	_, _ = releasePlain(cctx, c, groups, token, fences)
+	_, _ = releasePlain(cctx, c, groups, token, fences, nil)
 }
 
 // Valid reports whether g's validity has not yet passed.

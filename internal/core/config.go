@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+	"unsafe"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/redis/go-redis/v9"
@@ -119,11 +120,26 @@ func DefaultBackoff() backoff.BackOff {
 
 // NewToken returns 128 random bits from crypto/rand, hex-encoded.
 func NewToken() string {
-	var b [16]byte
-	var h [32]byte
+	var h [tokenLen]byte
+	fillToken(&h)
+	return string(h[:])
+}
+
+// tokenLen is the length of a token made by NewToken: 128 bits in hex.
+const tokenLen = 32
+
+// newTokenIn writes a new token into h and returns it as a string that
+// shares h's bytes: h must not change afterwards (an Attempt's storage, or a
+// copy made at once).
+func newTokenIn(h *[tokenLen]byte) string {
+	fillToken(h)
+	return unsafe.String(&h[0], tokenLen)
+}
+
+func fillToken(h *[tokenLen]byte) {
+	var b [tokenLen / 2]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms (Go 1.24+)
 	hex.Encode(h[:], b[:])
-	return string(h[:])
 }
 
 // CheckClient refuses a nil client, including a typed nil pointer, and a

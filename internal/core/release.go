@@ -18,22 +18,26 @@ import (
 // its hold, if any; other keys are released anyway. Local waiters of
 // released keys are woken without waiting for pub/sub, and a single-key lock
 // whose next local waiter made an offer is handed to it in the same script
-// call when no other process waits (see handoff).
-func ReleaseGroups(ctx context.Context, c redis.UniversalClient, groups []Group, token string, fences []int64) (missing *keys.Key, err error) {
+// call when no other process waits (see handoff). call is the storage of the
+// release's arguments (a zero ReleaseCall, used once), or nil.
+func ReleaseGroups(ctx context.Context, c redis.UniversalClient, groups []Group, token string, fences []int64, call *ReleaseCall) (missing *keys.Key, err error) {
 	if len(groups) == 1 && len(groups[0].Keys) == 1 {
 		if w, offer := wake.Head(c, groups[0].Keys[0].Wake); w != nil {
 			return handoff(ctx, c, groups[0], token, fences[0], w, offer)
 		}
 	}
-	return releasePlain(ctx, c, groups, token, fences)
+	return releasePlain(ctx, c, groups, token, fences, call)
 }
 
 // releasePlain runs the release script on each group; fences as for cleanup.
 // Whatever the reply, the local head of each key's queue is woken: the
 // release may have run (a first run whose reply was lost), and a needless
 // wake-up only costs the head one attempt.
-func releasePlain(ctx context.Context, c redis.UniversalClient, groups []Group, token string, fences []int64) (missing *keys.Key, err error) {
-	call := &releaseCall{token: token} // the arguments point into it
+func releasePlain(ctx context.Context, c redis.UniversalClient, groups []Group, token string, fences []int64, call *ReleaseCall) (missing *keys.Key, err error) {
+	if call == nil {
+		call = new(ReleaseCall)
+	}
+	call.token = token // the arguments point into it
 	offset := 0
 	for _, g := range groups {
 		var gf []int64
@@ -68,7 +72,7 @@ func releasePlain(ctx context.Context, c redis.UniversalClient, groups []Group, 
 			}
 			// A call left in flight (its ctx ended) may still read its
 			// arguments: the next group gets its own.
-			call = &releaseCall{token: token}
+			call = &ReleaseCall{token: token}
 			continue
 		}
 		if first > 0 && first <= int64(len(g.Keys)) && missing == nil {
@@ -79,9 +83,10 @@ func releasePlain(ctx context.Context, c redis.UniversalClient, groups []Group, 
 	return missing, err
 }
 
-// releaseCall is a release's storage, allocated at once: the token the
-// arguments point to and the argument list of a group of one key.
-type releaseCall struct {
+// ReleaseCall is a release's storage, allocated at once: the token the
+// arguments point to and the argument list of a group of one key. A call
+// left in flight (its ctx ended) may still read it: it serves one release.
+type ReleaseCall struct {
 	token string
 	args  [7]any
 }

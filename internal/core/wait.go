@@ -26,13 +26,22 @@ import (
 // last reason the lock was not obtained (ErrLocked or a Redis error); no key
 // stays held. A backoff that returns backoff.Stop ends the wait the same way.
 func Obtain(ctx context.Context, s *Spec) (Grant, error) {
+	return ObtainWith(ctx, s, nil)
+}
+
+// ObtainWith is Obtain whose first attempt uses a's storage (see TryWith),
+// unless a is nil; later attempts allocate their own.
+func ObtainWith(ctx context.Context, s *Spec, a *Attempt) (Grant, error) {
 	if err := ctx.Err(); err != nil {
 		return Grant{}, s.waitErr(err, nil) // done on entry: nothing sent
 	}
 	first := s.Groups[0].Keys[0]
 	var last error
 	if !wake.Queued(s.Client, first.Wake) {
-		g, err := s.Try(ctx)
+		if a == nil {
+			a = new(Attempt)
+		}
+		g, err := s.TryWith(ctx, a)
 		if err == nil {
 			return g, nil
 		}

@@ -26,7 +26,7 @@ func (l *Lease) inspect(ctx context.Context) (time.Duration, error) {
 	min := time.Duration(-1)
 	offset := 0
 	for _, g := range l.spec.Groups {
-		args := []any{l.tokenArg}
+		args := []any{&l.token}
 		for _, f := range l.fences[offset : offset+len(g.Keys)] {
 			args = append(args, f)
 		}

@@ -50,10 +50,9 @@ var (
 // Lease is a lock held in Redis on one or more names. Its methods are safe
 // for concurrent use. A Lease must not be copied.
 type Lease struct {
-	spec     *core.Spec
-	token    string  // the token the keys hold
-	tokenArg any     // &token: boxing the pointer allocates nothing
-	fences   []int64 // one per name, in acquisition order
+	spec   *core.Spec
+	token  string  // the token the keys hold
+	fences []int64 // one per name, in acquisition order
 
 	opMu sync.Mutex // orders renew/extend/refresh so deadlines follow Redis's order
 	gen  int64      // generation of the last extend/refresh sent, 0 at first (under opMu; see core/protocol.go)
@@ -67,12 +66,11 @@ type Lease struct {
 	watchers   map[int]context.CancelCauseFunc // canceled with err when the lease ends
 	nextWatch  int
 
-	attempt core.Attempt     // storage of the attempt that created the lease, if it was Acquire's first
-	rel     core.ReleaseCall // storage of Release's arguments
+	attempt core.Attempt // storage of Acquire's first attempt
+	rel     *core.Call   // storage of Release's arguments: the attempt's, if it made the grant; else nil
 
 	renewing sync.WaitGroup // a renewal round in flight
 	watch    revoke.Watcher // revocation notices for this lease; stopped when it ends
-	watching bool           // watch was started
 }
 
 // closedCh is the Lost channel of a lease that ended before anyone asked.
@@ -108,7 +106,9 @@ func Acquire(try func(*core.Attempt) (core.Grant, error)) (*Lease, error) {
 
 func start(l *Lease, g core.Grant) *Lease {
 	l.spec, l.token, l.fences = g.Spec, g.Token, g.Fences
-	l.tokenArg = &l.token
+	if g.Attempt == &l.attempt {
+		l.rel = l.attempt.Reuse()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.validUntil = core.Validity(g.SentAt, g.PTTL, g.Spec.Drift)
@@ -118,11 +118,10 @@ func start(l *Lease, g core.Grant) *Lease {
 	// One timer serves expiry and renewal (see fire); it cannot fire before
 	// l.mu is released.
 	l.timer = time.AfterFunc(time.Until(l.next()), l.fire)
-	// Under l.mu: a notice arriving at once waits in l.revoked until
-	// l.watch is set, so loseLocked always stops the watch.
+	// Under l.mu: a notice arriving at once waits in Revoked (for l.mu)
+	// until Watch returned, so loseLocked always stops a started watch.
 	holds := g.Spec.RevokeHolds(l.watch.Holds(len(g.Fences)), g.Token, g.Fences)
 	already := revoke.Watch(&l.watch, g.Spec.Client, g.Spec.RevokeChannel, holds, g.SentAt, (*revokeTarget)(l))
-	l.watching = true
 	if already >= 0 {
 		l.loseLocked(l.revokedErr(already))
 	}
@@ -281,9 +280,7 @@ func (l *Lease) loseLocked(err error) {
 	}
 	l.err = err
 	l.timer.Stop()
-	if l.watching {
-		l.watch.Stop()
-	}
+	l.watch.Stop() // nothing if it never started
 	if err != ErrReleased {
 		l.reportLost(err) // before Lost closes: whoever sees it closed sees the report
 	}

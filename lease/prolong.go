@@ -52,7 +52,7 @@ func (l *Lease) prolongAll(ctx context.Context, op prolongOp) error {
 	min := time.Duration(-1)
 	offset := 0
 	for _, g := range l.spec.Groups {
-		args := []any{l.tokenArg, op.ms, l.gen, op.name}
+		args := []any{&l.token, op.ms, l.gen, op.name}
 		for _, f := range l.fences[offset : offset+len(g.Keys)] {
 			args = append(args, f)
 		}

@@ -54,14 +54,14 @@ func (l *Lease) Release(ctx context.Context) error {
 		}
 		return fmt.Errorf("lease %s: release: %w", l.label(), prev)
 	}
-	err := l.release(ctx, &l.rel) // once: only the Release that ended a held lease gets here
+	err := l.release(ctx, l.rel) // once: only the Release that ended a held lease gets here
 	l.reportReleased(err)
 	return err
 }
 
 // release deletes the hold(s) of a lease that was held until Release; call
 // is the storage of its arguments, or nil.
-func (l *Lease) release(ctx context.Context, call *core.ReleaseCall) error {
+func (l *Lease) release(ctx context.Context, call *core.Call) error {
 	if h := l.spec.Hold; h != nil {
 		held, err := h.Release(ctx, l.token, l.fences[0])
 		if err != nil {

@@ -43,12 +43,12 @@ func (s *Spec) TryWith(ctx context.Context, a *Attempt) (Grant, error) {
 	if err := ctx.Err(); err != nil {
 		return Grant{}, err // nothing sent, nothing to clean up
 	}
-	a.token = s.Token
+	a.call.token = s.Token
 	custom, customArg := "1", any("1") // a constant boxes without allocating
-	if a.token == "" {
-		a.token, custom, customArg = newTokenIn(&a.hex), "0", "0"
+	if a.call.token == "" {
+		a.call.token, custom, customArg = newTokenIn(&a.hex), "0", "0"
 	}
-	token := a.token
+	token := a.call.token
 	sentAt := time.Now()
 	fences := a.fence[:0]
 	if len(s.Groups) > 1 || len(s.Groups[0].Keys) > 1 {
@@ -63,15 +63,15 @@ func (s *Spec) TryWith(ctx context.Context, a *Attempt) (Grant, error) {
 			script, raw = scripts.Acquire1, scripts.Acquire1Raw
 		}
 		if s.Replicas > 0 {
-			reply, acks, err = RunReplicated(ctx, s.Client, s.Replicas, s.ReplicaTimeout, script, g.acquireKeys(), &a.token, s.TTLArg, custom)
+			reply, acks, err = RunReplicated(ctx, s.Client, s.Replicas, s.ReplicaTimeout, script, g.acquireKeys(), &a.call.token, s.TTLArg, custom)
 		} else {
-			args := a.args[:0]
-			if n := 6 + len(g.keyArgs); n > len(a.args) {
+			args := a.call.args[:0]
+			if n := 6 + len(g.keyArgs); n > len(a.call.args) {
 				args = make([]any, 0, n)
 			}
 			args = raw.Head(args, len(g.keyArgs))
 			args = append(args, g.keyArgs...)
-			args = append(args, &a.token, s.TTLArg, customArg)
+			args = append(args, &a.call.token, s.TTLArg, customArg)
 			reply, err = batch.Run(ctx, s.Client, raw, args)
 		}
 		busy, pttl := 0, time.Duration(0)
@@ -100,19 +100,33 @@ func (s *Spec) TryWith(ctx context.Context, a *Attempt) (Grant, error) {
 		s.cleanup(ctx, s.Groups, token, fences)
 		return Grant{}, fmt.Errorf("%w (TTL %v)", ErrSlowReply, s.TTL)
 	}
-	return Grant{Spec: s, Token: token, Fences: fences, SentAt: sentAt, PTTL: s.TTL}, nil
+	return Grant{Spec: s, Token: token, Fences: fences, SentAt: sentAt, PTTL: s.TTL, Attempt: a}, nil
 }
 
-// Attempt is one Try's storage, allocated at once: the token (the script
-// argument points to it) and the bytes of a token made for the attempt, a
-// single key's fence and the argument list of a group of up to two keys. A
-// call left in flight (its ctx ended) may still read it: an Attempt serves
-// one attempt only.
+// Attempt is one Try's storage, allocated at once: its script call's
+// arguments, the bytes of a token made for the attempt and a single key's
+// fence. A call left in flight (its ctx ended) may still read it: an Attempt
+// serves one attempt only, and then, if it succeeded, the release of its
+// hold (Reuse).
 type Attempt struct {
-	token string
+	call  Call
 	hex   [tokenLen]byte
 	fence [1]int64
-	args  [9]any
+}
+
+// Reuse returns the storage of a's script call for the release of the hold
+// a created: a's call was answered (a succeeded), so nothing reads it any
+// more. Only for the Attempt of a Grant, and only once.
+func (a *Attempt) Reuse() *Call { return &a.call }
+
+// Call is the storage of one script call's arguments, allocated with what
+// it serves: the token the arguments point to, and room for the argument
+// list of a call on one key (an acquire: 3 of EVALSHA, the lock key and the
+// fence counter, 3 ARGV; a release: 3, the lock key, 3 ARGV). A call left in
+// flight (its ctx ended) may still read it.
+type Call struct {
+	token string
+	args  [8]any
 }
 
 // cleanup releases holds that an attempt with token may have created in

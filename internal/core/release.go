@@ -19,8 +19,8 @@ import (
 // released keys are woken without waiting for pub/sub, and a single-key lock
 // whose next local waiter made an offer is handed to it in the same script
 // call when no other process waits (see handoff). call is the storage of the
-// release's arguments (a zero ReleaseCall, used once), or nil.
-func ReleaseGroups(ctx context.Context, c redis.UniversalClient, groups []Group, token string, fences []int64, call *ReleaseCall) (missing *keys.Key, err error) {
+// release's arguments (used once; see Attempt.Reuse), or nil.
+func ReleaseGroups(ctx context.Context, c redis.UniversalClient, groups []Group, token string, fences []int64, call *Call) (missing *keys.Key, err error) {
 	if len(groups) == 1 && len(groups[0].Keys) == 1 {
 		if w, offer := wake.Head(c, groups[0].Keys[0].Wake); w != nil {
 			return handoff(ctx, c, groups[0], token, fences[0], w, offer)
@@ -33,9 +33,9 @@ func ReleaseGroups(ctx context.Context, c redis.UniversalClient, groups []Group,
 // Whatever the reply, the local head of each key's queue is woken: the
 // release may have run (a first run whose reply was lost), and a needless
 // wake-up only costs the head one attempt.
-func releasePlain(ctx context.Context, c redis.UniversalClient, groups []Group, token string, fences []int64, call *ReleaseCall) (missing *keys.Key, err error) {
+func releasePlain(ctx context.Context, c redis.UniversalClient, groups []Group, token string, fences []int64, call *Call) (missing *keys.Key, err error) {
 	if call == nil {
-		call = new(ReleaseCall)
+		call = new(Call)
 	}
 	call.token = token // the arguments point into it
 	offset := 0
@@ -72,7 +72,7 @@ func releasePlain(ctx context.Context, c redis.UniversalClient, groups []Group, 
 			}
 			// A call left in flight (its ctx ended) may still read its
 			// arguments: the next group gets its own.
-			call = &ReleaseCall{token: token}
+			call = &Call{token: token}
 			continue
 		}
 		if first > 0 && first <= int64(len(g.Keys)) && missing == nil {
@@ -81,14 +81,6 @@ func releasePlain(ctx context.Context, c redis.UniversalClient, groups []Group, 
 		}
 	}
 	return missing, err
-}
-
-// ReleaseCall is a release's storage, allocated at once: the token the
-// arguments point to and the argument list of a group of one key. A call
-// left in flight (its ctx ended) may still read it: it serves one release.
-type ReleaseCall struct {
-	token string
-	args  [7]any
 }
 
 // handoff releases the single key of g held with token and fence and, if no

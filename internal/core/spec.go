@@ -85,4 +85,6 @@ type Grant struct {
 	Fences []int64   // one per name, in acquisition order
 	SentAt time.Time // when the first acquire request was sent
 	PTTL   time.Duration
+
+	Attempt *Attempt // the storage of the attempt that made the grant (nil for a handoff, a semaphore or a read-write lock)
 }

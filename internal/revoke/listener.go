@@ -178,9 +178,13 @@ func Watch(w *Watcher, client redis.UniversalClient, channel string, holds []Hol
 }
 
 // Stop ends the watch; the subscription closes Linger after the last one.
-// Stop is idempotent and never waits for the network.
+// Stop is idempotent, does nothing on a Watcher that Watch never started,
+// and never waits for the network.
 func (w *Watcher) Stop() {
 	l := w.l
+	if l == nil {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if w.stopped {

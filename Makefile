@@ -13,9 +13,11 @@ demo:
 ## test: vet plus every test with the race detector against real redis-server
 ## processes the tests start themselves (skipped loudly without redis-server
 ## unless REDLEASE_REQUIRE_REDIS=1) — the redleaseotel module's too — plus a
-## short run of each fuzz target.
+## short run of each fuzz target, and the allocation budgets (without the
+## race detector, which allocates on its own).
 test: vet
 	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -run '^TestAllocsPerPair$$' ./mutex/
 	cd redleaseotel && $(GO) test -race -count=1 -timeout 10m ./...
 	$(MAKE) fuzz FUZZTIME=50000x
 

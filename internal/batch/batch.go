@@ -41,6 +41,10 @@ import (
 // have run.
 var ErrSenderPanicked = errors.New("batch: the sending of this call's batch panicked")
 
+// errNoReply is the error of a call whose pipeline returned without error
+// yet left it without a reply (only a hook that skips the send can).
+var errNoReply = errors.New("batch: the pipeline returned no reply for this call")
+
 // One batcher per client with a call in flight, created by the call that
 // finds none and forgotten when the last batch is done (idle batchers are
 // kept for reuse, so a lone caller allocates nothing here). One mutex guards
@@ -215,9 +219,20 @@ func send(ctx context.Context, c redis.UniversalClient, batch []*call) {
 		cl.cmd = redis.NewCmd(ctx, cl.args...)
 		_ = pipe.Process(ctx, cl.cmd) // queues it; Exec sends
 	}
-	_, _ = pipe.Exec(ctx) // each command carries its own reply or error
+	// Each command carries its own reply or error, except when the pipeline
+	// failed before its replies were read in a way go-redis does not copy to
+	// its commands (v9.7.3: no connection from the pool, a hook's error):
+	// those are left with a nil reply and a nil error, which must not pass
+	// for a reply.
+	_, execErr := pipe.Exec(ctx)
+	if execErr == nil {
+		execErr = errNoReply
+	}
 	for _, cl := range batch {
 		v, err := cl.cmd.Result()
+		if v == nil && err == nil {
+			err = execErr
+		}
 		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 			v, err = cl.raw.Run(ctx, c, cl.args)
 		}

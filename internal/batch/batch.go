@@ -1,24 +1,30 @@
 // Package batch coalesces concurrent script calls of one redis client into
-// pipelines, without a goroutine or a timer of its own.
+// pipelines, with no goroutine or timer of its own on the path of a lone
+// call.
 //
 // Natural batching: a call that finds nothing of its client in flight is sent
 // at once, alone, with Do and its own ctx, as scripts.Raw.Run would send it.
 // Calls that arrive while one is in flight queue up; when the replies are in,
-// the sender hands over to the first queued caller, which sends everything
-// queued by then as one pipeline (one connection checkout, one write, one
-// read for all of them) and gives each queued caller its own reply. So a lone
-// caller never waits, and under load a batch costs about one round trip.
+// the sender hands over to the first queued caller (the leader), which takes
+// everything queued by then as one batch. A batch of the leader's call alone
+// is sent like a lone call, on the leader's goroutine with its ctx. A larger
+// batch is sent as one pipeline (one connection checkout, one write, one
+// read for all of them) by one goroutine started for that batch, which gives
+// each caller its own reply, hands over to the next queued caller and ends.
+// So a lone caller never waits, and under load a batch costs about one round
+// trip.
 //
 // Each call keeps its ctx: a caller whose ctx ends while its call is queued
 // gets ctx.Err() and nothing is sent for it; one whose ctx ends while its
-// batch is in flight gets ctx.Err() at once, and its call may have run — the
-// same outcome as a lost reply, which every caller already handles (see
-// internal/core/protocol.go). A batch runs under a context without any
-// caller's cancellation or deadline, bounded by the client's own timeouts
-// (ReadTimeout, WriteTimeout, PoolTimeout, MaxRetries), so one caller's
-// cancel never fails the others. The caller that sends a batch returns when
-// the batch's replies are in, like a call through Do without
-// ContextTimeoutEnabled.
+// batch is in flight gets ctx.Err() at once, the leader included, and its
+// call may have run — the same outcome as a lost reply, which every caller
+// already handles (see internal/core/protocol.go). A batch of more than one
+// call runs under a context without any caller's cancellation or deadline
+// (the leader's values are kept), bounded by the client's own timeouts
+// (ReadTimeout, WriteTimeout, PoolTimeout, MaxRetries): it runs to
+// completion whoever has left, so no caller's ctx ever fails another's call
+// (a cleanup sent under a ctx of its own is never cut short by the leader's
+// deadline), and only the callers' waiting ends with their ctx.
 //
 // go-redis retries a whole pipeline after a network error, so a script in it
 // may run twice; every redlease script is safe to run twice. A NOSCRIPT
@@ -37,9 +43,13 @@ import (
 )
 
 // ErrSenderPanicked is the error of the calls of a batch whose sending
-// panicked (the panic itself goes to the caller that sent it); the calls may
-// have run.
+// panicked (the panic itself goes to the batch's leader if its caller still
+// waits, else to no caller); the calls may have run.
 var ErrSenderPanicked = errors.New("batch: the sending of this call's batch panicked")
+
+// errNoReply is the error of a call whose pipeline returned without error
+// yet left it without a reply (only a hook that skips the send can).
+var errNoReply = errors.New("batch: the pipeline returned no reply for this call")
 
 // One batcher per client with a call in flight, created by the call that
 // finds none and forgotten when the last batch is done (idle batchers are
@@ -62,9 +72,9 @@ type batcher struct {
 const (
 	queued  uint8 = iota
 	leading       // told to send the queue
-	sent          // in a batch in flight
+	sent          // in a batch in flight, its caller waiting
 	done          // reply and err are set
-	left          // its caller left before it was sent
+	left          // its caller left: before it was sent, or while in flight
 )
 
 type call struct {
@@ -75,17 +85,20 @@ type call struct {
 	wake  chan struct{} // one token: told to lead, or the reply is in
 	reply any
 	err   error
+	// panicked is the panic of the sending of the batch this call led, for
+	// its caller to panic with again.
+	panicked any
 }
 
 // Run runs raw with args (which start with raw.Head) on c and returns its
 // reply, as raw.Run does, coalescing it with the concurrent calls of c (see
-// the package doc). When ctx ends before the reply, it returns ctx.Err(); the
-// script may have run if the call was already sent. args must not change
-// until Run returns, nor afterwards if it returned ctx.Err() (a batch in
-// flight may still read them). A panic while sending (a hook's) goes to the
-// caller that sent the batch; the batch's other calls return
-// ErrSenderPanicked (they may have run), and the calls queued meanwhile are
-// still sent.
+// the package doc). When ctx ends before the reply, it returns ctx.Err() at
+// once; the script may have run if the call was already sent. args must not
+// change until Run returns, nor afterwards if it returned ctx.Err() (a batch
+// in flight may still read them). A panic while sending (a hook's) goes to
+// the caller whose call was sent alone, or to the leader of a batch if it is
+// still waiting; the batch's other calls return ErrSenderPanicked (they may
+// have run), and the calls queued meanwhile are still sent.
 func Run(ctx context.Context, c redis.UniversalClient, raw *scripts.Raw, args []any) (any, error) {
 	mu.Lock()
 	b := batchers[c]
@@ -98,27 +111,35 @@ func Run(ctx context.Context, c redis.UniversalClient, raw *scripts.Raw, args []
 	b.queue = append(b.queue, cl)
 	mu.Unlock()
 
-	select {
-	case <-cl.wake:
-	case <-ctx.Done():
-	}
-	mu.Lock()
-	switch cl.state {
-	case done:
-		mu.Unlock()
-		return cl.reply, cl.err
-	case leading:
-		if ctx.Err() == nil {
-			return b.lead(ctx, cl) // with mu held
+	for {
+		select {
+		case <-cl.wake:
+		case <-ctx.Done():
 		}
-		cl.state = left
-		b.next()
-	case queued:
-		cl.state = left
+		mu.Lock()
+		switch cl.state {
+		case done:
+			mu.Unlock()
+			if cl.panicked != nil {
+				panic(cl.panicked)
+			}
+			return cl.reply, cl.err
+		case leading:
+			if ctx.Err() == nil {
+				if b.lead(ctx, cl) { // with mu held
+					return cl.reply, cl.err
+				}
+				continue // its batch is on its way: wait for the reply like the others
+			}
+			cl.state = left
+			b.next()
+		case queued, sent:
+			cl.state = left
+		}
+		// queued or leading: nothing was sent; sent: it may have run.
+		mu.Unlock()
+		return nil, ctx.Err()
 	}
-	// queued or leading: nothing was sent; sent: it may have run.
-	mu.Unlock()
-	return nil, ctx.Err()
 }
 
 // take returns an idle batcher, now c's. mu is held.
@@ -164,9 +185,13 @@ func (b *batcher) next() {
 	idle = append(idle, b)
 }
 
-// lead sends every queued call, own included, and returns own's reply. It is
-// called with mu held and releases it.
-func (b *batcher) lead(ctx context.Context, own *call) (any, error) {
+// lead takes every queued call, own included, as one batch and sends it.
+// It is called with mu held and releases it. A batch of own alone is sent on
+// own's goroutine under ctx, and lead returns true with own's reply set. A
+// larger batch is sent by a goroutine of its own under a context without
+// any caller's cancellation, and lead returns false at once: own's caller
+// then waits for its reply (or its ctx) like every other caller.
+func (b *batcher) lead(ctx context.Context, own *call) bool {
 	batch := b.queue[:0]
 	for _, cl := range b.queue {
 		if cl.state == queued || cl == own {
@@ -178,46 +203,89 @@ func (b *batcher) lead(ctx context.Context, own *call) (any, error) {
 	b.queue, b.spare = b.spare[:0], nil
 	mu.Unlock()
 
-	// Deferred, so that a panic while sending (e.g. in a hook) reaches own's
-	// caller only: the others of the batch get ErrSenderPanicked, and the
-	// queue a new sender.
-	sentOK := false
-	defer func() {
-		mu.Lock()
-		for _, cl := range batch {
-			if cl != own && cl.state == sent {
-				if !sentOK {
-					cl.reply, cl.err = nil, ErrSenderPanicked
-				}
-				cl.state = done
-				cl.wake <- struct{}{}
-			}
-		}
-		clear(batch)
-		b.spare = batch[:0]
-		b.next()
-		mu.Unlock()
-	}()
-	if len(batch) == 1 {
-		own.reply, own.err = own.raw.Run(ctx, b.client, own.args)
-	} else {
-		send(context.WithoutCancel(ctx), b.client, batch)
+	if len(batch) > 1 {
+		go b.send(context.WithoutCancel(ctx), batch, own)
+		return false
 	}
-	sentOK = true
-	return own.reply, own.err
+	// Deferred, so that a panic while sending (e.g. in a hook) reaches own's
+	// caller with the queue handed over.
+	defer b.finish(batch)
+	own.reply, own.err = own.raw.Run(ctx, b.client, own.args)
+	return true
 }
 
-// send runs batch as one pipeline on c and sets each call's reply; calls
-// that got NOSCRIPT are sent again alone through Raw.Run (EVAL fallback).
-func send(ctx context.Context, c redis.UniversalClient, batch []*call) {
+// send runs on a goroutine of its own: it sends batch, led by leader, as one
+// pipeline, gives each call still waiting its reply and hands over to the
+// queue. A panic while sending (e.g. in a hook) is recovered, since nobody
+// could recover it on this goroutine: every call of the batch gets
+// ErrSenderPanicked, except the leader when its caller still waits, which
+// panics again with the same value on its own goroutine. When the leader has
+// left, the panic reaches no caller.
+func (b *batcher) send(ctx context.Context, batch []*call, leader *call) {
+	ok := false
+	defer func() {
+		var p any
+		if !ok {
+			p = recover() // nil after runtime.Goexit: ErrSenderPanicked all the same
+		}
+		mu.Lock()
+		for _, cl := range batch {
+			if cl.state != sent {
+				continue // its caller left
+			}
+			if !ok {
+				cl.reply, cl.err = nil, ErrSenderPanicked
+				if cl == leader {
+					cl.panicked = p
+				}
+			}
+			cl.state = done
+			cl.wake <- struct{}{}
+		}
+		b.finishLocked(batch)
+		mu.Unlock()
+	}()
+	sendPipeline(ctx, b.client, batch)
+	ok = true
+}
+
+// finish forgets batch, now done, and hands over to the queue.
+func (b *batcher) finish(batch []*call) {
+	mu.Lock()
+	b.finishLocked(batch)
+	mu.Unlock()
+}
+
+// finishLocked is finish with mu held.
+func (b *batcher) finishLocked(batch []*call) {
+	clear(batch)
+	b.spare = batch[:0]
+	b.next()
+}
+
+// sendPipeline runs batch as one pipeline on c and sets each call's reply;
+// calls that got NOSCRIPT are sent again alone through Raw.Run (EVAL
+// fallback).
+func sendPipeline(ctx context.Context, c redis.UniversalClient, batch []*call) {
 	pipe := c.Pipeline()
 	for _, cl := range batch {
 		cl.cmd = redis.NewCmd(ctx, cl.args...)
 		_ = pipe.Process(ctx, cl.cmd) // queues it; Exec sends
 	}
-	_, _ = pipe.Exec(ctx) // each command carries its own reply or error
+	// Each command carries its own reply or error, except when the pipeline
+	// failed before its replies were read in a way go-redis does not copy to
+	// its commands (v9.7.3: no connection from the pool, a hook's error):
+	// those are left with a nil reply and a nil error, which must not pass
+	// for a reply.
+	_, execErr := pipe.Exec(ctx)
+	if execErr == nil {
+		execErr = errNoReply
+	}
 	for _, cl := range batch {
 		v, err := cl.cmd.Result()
+		if v == nil && err == nil {
+			err = execErr
+		}
 		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 			v, err = cl.raw.Run(ctx, c, cl.args)
 		}

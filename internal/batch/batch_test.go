@@ -377,6 +377,34 @@ func TestManyCallers(t *testing.T) {
 	}
 }
 
+// TestExecFailureReachesEveryCall: when a batch's pipeline fails before any
+// reply is read (here no connection: the client is closed), every call of
+// the batch gets the failure. Before, go-redis left those commands with a
+// nil reply and a nil error, which the batch passed on as a nil reply.
+func TestExecFailureReachesEveryCall(t *testing.T) {
+	_, c, h := hooked(t)
+	ctx := context.Background()
+	entered, release := h.arm(false)
+	defer release()
+	first := runAsync(ctx, c, setArgs("first", "1"))
+	waitFor(t, entered, "the first call")
+	a := runAsync(ctx, c, setArgs("a", "a"))
+	waitQueued(t, c, 1)
+	b := runAsync(ctx, c, setArgs("b", "b"))
+	waitQueued(t, c, 2)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	recv(t, first) // closed under it: its error is go-redis's business
+	for name, ch := range map[string]<-chan result{"a": a, "b": b} {
+		r := recv(t, ch)
+		if r.err == nil || !strings.Contains(r.err.Error(), "closed") {
+			t.Errorf("call %s of the failed batch: got %v, %v; want the client's closed error", name, r.v, r.err)
+		}
+	}
+}
+
 // stub answers every command itself, so a benchmark measures the client side
 // only.
 type stub struct{}

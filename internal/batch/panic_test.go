@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -107,5 +108,52 @@ func TestBatchPanicStrandsNobody(t *testing.T) {
 	}
 	if n := queueLen(c); n != 0 {
 		t.Fatalf("%d calls left queued", n)
+	}
+}
+
+// TestBatchPanicAfterLeaderLeft: when the pipeline of a batch panics after
+// its leader's ctx ended (the leader returned ctx.Err()), the panic reaches
+// no caller and does not crash the process: the calls of the batch still
+// waiting get ErrSenderPanicked, and later calls still go out.
+func TestBatchPanicAfterLeaderLeft(t *testing.T) {
+	_, c, h := hooked(t)
+	p := &panicker{}
+	c.AddHook(p) // after h: the pipeline is held in h, then panics in p
+	ctx := context.Background()
+	entered, release := h.arm(false)
+	defer release()
+	first := runAsync(ctx, c, setArgs("first", "1"))
+	waitFor(t, entered, "the first call")
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	leader := runRecover(lctx, c, setArgs("a", "a"))
+	waitQueued(t, c, 1)
+	other := runRecover(ctx, c, setArgs("b", "b"))
+	waitQueued(t, c, 2)
+	pipeEntered, pipeRelease := h.arm(true)
+	defer pipeRelease()
+	p.pipe.Store(true)
+	release()
+	waitFor(t, pipeEntered, "the batch's pipeline")
+	cancel()
+	select {
+	case r := <-leader:
+		if !errors.Is(r.err, context.Canceled) {
+			t.Fatalf("leader: got %v, %v; want context.Canceled", r.v, r.err)
+		}
+	case <-time.After(leaderWaitBound):
+		pipeRelease()
+		r := recv(t, leader)
+		t.Fatalf("the leader still waited for its held batch %v after its ctx ended (then got %v, %v)", leaderWaitBound, r.v, r.err)
+	}
+	pipeRelease()
+	if r := recv(t, other); !errors.Is(r.err, ErrSenderPanicked) {
+		t.Fatalf("other call of the batch: got %v, %v; want ErrSenderPanicked", r.v, r.err)
+	}
+	if r := recv(t, first); r.err != nil || r.v != "1" {
+		t.Fatalf("first call: got %v, %v", r.v, r.err)
+	}
+	if r := recv(t, runAsync(ctx, c, setArgs("later", "3"))); r.err != nil || r.v != "3" {
+		t.Fatalf("later call: got %v, %v", r.v, r.err)
 	}
 }

@@ -196,35 +196,48 @@ func TestBatchLoneCallerSendsNoPipeline(t *testing.T) {
 	}
 }
 
+// holdSenders starts two TryLocks whose acquire calls are held in h until
+// the returned release is called, so that both senders of the client's
+// batcher (internal/batch) are busy and later calls queue. done receives the
+// two TryLock+Release results.
+func holdSenders(t *testing.T, c *redis.Client, h *faultHook) (release func(), done <-chan error) {
+	t.Helper()
+	gate := make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(release)
+	out := make(chan error, 2)
+	for i := 0; i < 2; i++ {
+		entered := make(chan struct{})
+		h.once("acquire", func(ctx context.Context, cmd redis.Cmder, next redis.ProcessHook) error {
+			close(entered)
+			select {
+			case <-gate:
+			case <-time.After(faultWait):
+			}
+			return next(ctx, cmd)
+		})
+		m := newMutex(t, c, uniqueName(t), mutex.WithAutoRenew(false))
+		go func() {
+			l, err := m.TryLock(context.Background())
+			if err == nil {
+				err = l.Release(context.Background())
+			}
+			out <- err
+		}()
+		recv(t, entered, fmt.Sprintf("held acquire %d", i+1))
+	}
+	return release, out
+}
+
 // TestBatchCanceledWhileQueuedSendsNothing: a TryLock whose ctx ends while
-// another call of its client is in flight returns ctx.Err() and sends
-// nothing (internal/batch's own test makes sure the call was queued).
+// its client's senders are busy returns ctx.Err() and sends nothing
+// (internal/batch's own test makes sure the call was queued).
 func TestBatchCanceledWhileQueuedSendsNothing(t *testing.T) {
 	s, check := startRedis(t)
 	loadScripts(t, s)
 	c, h := hookedClient(t, s.Addr, false)
-	entered, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	unblock := func() { once.Do(func() { close(release) }) }
-	defer unblock()
-	h.once("acquire", func(ctx context.Context, cmd redis.Cmder, next redis.ProcessHook) error {
-		close(entered)
-		select {
-		case <-release:
-		case <-time.After(faultWait):
-		}
-		return next(ctx, cmd)
-	})
-	first := newMutex(t, c, uniqueName(t), mutex.WithAutoRenew(false))
-	done := make(chan error, 1)
-	go func() {
-		l, err := first.TryLock(context.Background())
-		if err == nil {
-			err = l.Release(context.Background())
-		}
-		done <- err
-	}()
-	recv(t, entered, "the first acquire")
+	unblock, done := holdSenders(t, c, h)
 
 	name := uniqueName(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -239,13 +252,86 @@ func TestBatchCanceledWhileQueuedSendsNothing(t *testing.T) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
 	unblock()
-	if err := recv(t, done, "the first TryLock"); err != nil {
-		t.Fatal(err)
+	for i := 0; i < 2; i++ {
+		if err := recv(t, done, "a held TryLock"); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if n := h.count("acquire"); n != 1 {
-		t.Fatalf("got %d acquire calls, want 1 (the canceled one sent nothing)", n)
+	if n := h.count("acquire"); n != 2 {
+		t.Fatalf("got %d acquire calls, want 2 (the canceled one sent nothing)", n)
 	}
 	if n := check.Exists(context.Background(), lockKeyOf(name)).Val(); n != 0 {
 		t.Fatal("the canceled TryLock's key exists")
+	}
+}
+
+// TestBatchInFlightCleanupAfterAcquire: a TryLock whose ctx ends while its
+// acquire is in a pipeline in flight returns, and the release that undoes
+// the acquisition (which may have run) is sent only after that pipeline is
+// done. Sent at once on the other connection, it reached Redis before the
+// acquire, found nothing, and the acquire then left the key held by nobody
+// until its TTL.
+func TestBatchInFlightCleanupAfterAcquire(t *testing.T) {
+	s, check := startRedis(t)
+	loadScripts(t, s)
+	c, h := hookedClient(t, s.Addr, false)
+	unblock, done := holdSenders(t, c, h)
+
+	// Two more TryLocks queue; the first sender to finish sends them as one
+	// pipeline, where x's acquire is held.
+	xEntered, xGate := make(chan struct{}), make(chan struct{})
+	var xOnce sync.Once
+	letX := func() { xOnce.Do(func() { close(xGate) }) }
+	t.Cleanup(letX)
+	h.once("acquire", func(ctx context.Context, cmd redis.Cmder, next redis.ProcessHook) error {
+		close(xEntered)
+		select {
+		case <-xGate:
+		case <-time.After(faultWait):
+		}
+		return next(ctx, cmd)
+	})
+	x, y := uniqueName(t), uniqueName(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	xDone := make(chan error, 1)
+	go func() {
+		l, err := newMutex(t, c, x, mutex.WithAutoRenew(false)).TryLock(ctx)
+		if err == nil {
+			_ = l.Release(context.Background())
+		}
+		xDone <- err
+	}()
+	time.Sleep(20 * time.Millisecond) // x queues first
+	yDone := make(chan error, 1)
+	go func() {
+		l, err := newMutex(t, c, y, mutex.WithAutoRenew(false)).TryLock(context.Background())
+		if err == nil {
+			err = l.Release(context.Background())
+		}
+		yDone <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	unblock() // the held acquires end; a sender sends x and y together
+	recv(t, xEntered, "x's acquire in the pipeline")
+	cancel() // x's caller leaves while its acquire is in flight
+	time.Sleep(50 * time.Millisecond)
+	letX()
+	if err := recv(t, xDone, "x's TryLock"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("x: got %v, want context.Canceled", err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := recv(t, done, "a held TryLock"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := recv(t, yDone, "y's TryLock"); err != nil {
+		t.Fatal(err)
+	}
+	if h.pipelineCount() < 1 {
+		t.Fatal("harness: x and y were not sent in a pipeline")
+	}
+	if n := check.Exists(context.Background(), lockKeyOf(x)).Val(); n != 0 {
+		t.Fatal("x's key is held by nobody: the release that undoes its acquisition ran before it")
 	}
 }

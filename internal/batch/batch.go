@@ -47,6 +47,25 @@ import (
 // waits, else to no caller); the calls may have run.
 var ErrSenderPanicked = errors.New("batch: the sending of this call's batch panicked")
 
+// InFlight is the error of a call whose caller's ctx ended while the call was
+// in flight in a batch: it wraps ctx.Err() (errors.Is matches it), and Done
+// is closed when that batch is done, after which the call has run or will
+// not run through it. A request meant to undo the call (the release of an
+// acquisition that may have run) should wait for Done: sent earlier, on
+// another connection, it could reach Redis first and find nothing to undo.
+type InFlight struct {
+	err  error
+	done chan struct{}
+}
+
+func (e *InFlight) Error() string { return e.err.Error() }
+
+// Unwrap returns the ctx's error.
+func (e *InFlight) Unwrap() error { return e.err }
+
+// Done is closed when the call's batch is done.
+func (e *InFlight) Done() <-chan struct{} { return e.done }
+
 // errNoReply is the error of a call whose pipeline returned without error
 // yet left it without a reply (only a hook that skips the send can).
 var errNoReply = errors.New("batch: the pipeline returned no reply for this call")
@@ -62,10 +81,18 @@ var (
 	idle     []*batcher
 )
 
+// maxSenders is how many calls or batches of one client may be in flight at
+// once: a call that finds fewer goes out at once; others queue for the next
+// sender that finishes. Two keep both the client and Redis busy (one works
+// on a batch's replies while the other batch is on the wire or in Redis)
+// while batches stay large. Read and written under mu (tests set it).
+var maxSenders = 2
+
 type batcher struct {
-	client redis.UniversalClient
-	queue  []*call // arrival order; calls whose caller left are skipped
-	spare  []*call // the previous batch's slice, swapped in for the next queue
+	client  redis.UniversalClient
+	senders int     // calls or batches in flight, at most maxSenders
+	queue   []*call // arrival order; calls whose caller left are skipped
+	spare   []*call // a finished batch's slice, reused for the next one
 }
 
 // A call's states; each move happens under mu.
@@ -88,14 +115,18 @@ type call struct {
 	// panicked is the panic of the sending of the batch this call led, for
 	// its caller to panic with again.
 	panicked any
+	// finished is made when the caller leaves while the call is in flight
+	// (InFlight), and closed when its batch is done.
+	finished chan struct{}
 }
 
 // Run runs raw with args (which start with raw.Head) on c and returns its
 // reply, as raw.Run does, coalescing it with the concurrent calls of c (see
-// the package doc). When ctx ends before the reply, it returns ctx.Err() at
-// once; the script may have run if the call was already sent. args must not
-// change until Run returns, nor afterwards if it returned ctx.Err() (a batch
-// in flight may still read them). A panic while sending (a hook's) goes to
+// the package doc). When ctx ends before the reply, it returns at once:
+// ctx.Err() if nothing was sent, or an *InFlight wrapping ctx.Err() if the
+// call is in a batch in flight (it may have run, or still run). args must
+// not change until Run returns, nor afterwards if it returned an error
+// matching ctx.Err() (a batch in flight may still read them). A panic while sending (a hook's) goes to
 // the caller whose call was sent alone, or to the leader of a batch if it is
 // still waiting; the batch's other calls return ErrSenderPanicked (they may
 // have run), and the calls queued meanwhile are still sent.
@@ -104,6 +135,9 @@ func Run(ctx context.Context, c redis.UniversalClient, raw *scripts.Raw, args []
 	b := batchers[c]
 	if b == nil {
 		b = take(c)
+	}
+	if b.senders < maxSenders {
+		b.senders++
 		mu.Unlock()
 		return b.alone(ctx, raw, args)
 	}
@@ -133,10 +167,15 @@ func Run(ctx context.Context, c redis.UniversalClient, raw *scripts.Raw, args []
 			}
 			cl.state = left
 			b.next()
-		case queued, sent:
+		case sent: // it may have run, or still run
+			cl.state = left
+			cl.finished = make(chan struct{})
+			mu.Unlock()
+			return nil, &InFlight{err: ctx.Err(), done: cl.finished}
+		case queued:
 			cl.state = left
 		}
-		// queued or leading: nothing was sent; sent: it may have run.
+		// queued or leading: nothing was sent.
 		mu.Unlock()
 		return nil, ctx.Err()
 	}
@@ -166,8 +205,9 @@ func (b *batcher) alone(ctx context.Context, raw *scripts.Raw, args []any) (any,
 	return raw.Run(ctx, b.client, args)
 }
 
-// next hands the sending over to the first queued call, or forgets b when
-// none is queued. mu is held; the caller has nothing of b in flight.
+// next hands the sending over to the first queued call; when none is queued
+// there is one sender less, and b is forgotten when none is left. mu is
+// held; the caller (a sender) has nothing of b in flight any more.
 func (b *batcher) next() {
 	for i, cl := range b.queue {
 		if cl.state == queued {
@@ -180,6 +220,9 @@ func (b *batcher) next() {
 	}
 	clear(b.queue)
 	b.queue = b.queue[:0]
+	if b.senders--; b.senders > 0 {
+		return
+	}
 	delete(batchers, b.client)
 	b.client = nil
 	idle = append(idle, b)
@@ -192,15 +235,19 @@ func (b *batcher) next() {
 // any caller's cancellation, and lead returns false at once: own's caller
 // then waits for its reply (or its ctx) like every other caller.
 func (b *batcher) lead(ctx context.Context, own *call) bool {
-	batch := b.queue[:0]
+	// own first: it may no longer be in the queue (another sender took the
+	// queue after own was told to lead).
+	own.state = sent
+	batch := append(b.spare[:0], own)
+	b.spare = nil
 	for _, cl := range b.queue {
-		if cl.state == queued || cl == own {
+		if cl.state == queued {
 			cl.state = sent
 			batch = append(batch, cl)
 		}
 	}
-	clear(b.queue[len(batch):])
-	b.queue, b.spare = b.spare[:0], nil
+	clear(b.queue)
+	b.queue = b.queue[:0]
 	mu.Unlock()
 
 	if len(batch) > 1 {
@@ -230,8 +277,11 @@ func (b *batcher) send(ctx context.Context, batch []*call, leader *call) {
 		}
 		mu.Lock()
 		for _, cl := range batch {
-			if cl.state != sent {
-				continue // its caller left
+			if cl.state != sent { // its caller left
+				if cl.finished != nil {
+					close(cl.finished)
+				}
+				continue
 			}
 			if !ok {
 				cl.reply, cl.err = nil, ErrSenderPanicked

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -106,8 +107,11 @@ func (h *hook) counts() (singles, pipelines, piped int) {
 	return h.singles, h.pipelines, h.piped
 }
 
+// hooked starts a server and a hooked client; the batcher sends one call or
+// batch at a time (see senders) unless the test says otherwise.
 func hooked(t *testing.T) (*redistest.Server, *redis.Client, *hook) {
 	t.Helper()
+	senders(t, 1)
 	s := redistest.Start(t)
 	c := redis.NewClient(&redis.Options{Addr: s.Addr, DialTimeout: time.Second, ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second})
 	if err := c.ScriptLoad(context.Background(), setSrc).Err(); err != nil {
@@ -117,6 +121,19 @@ func hooked(t *testing.T) (*redistest.Server, *redis.Client, *hook) {
 	c.AddHook(h)
 	t.Cleanup(func() { _ = c.Close() })
 	return s, c, h
+}
+
+// senders sets maxSenders to n for the rest of the test.
+func senders(t *testing.T, n int) {
+	mu.Lock()
+	old := maxSenders
+	maxSenders = n
+	mu.Unlock()
+	t.Cleanup(func() {
+		mu.Lock()
+		maxSenders = old
+		mu.Unlock()
+	})
 }
 
 // queueLen returns how many calls of c wait in its queue.
@@ -347,9 +364,17 @@ func TestNoscriptInPipeline(t *testing.T) {
 }
 
 // TestManyCallers: concurrent callers with random cancels all return, each
-// with its own reply or ctx.Err(), and leave no batcher behind.
+// with its own reply or ctx.Err(), and leave no batcher behind; with one
+// sender at a time and with two.
 func TestManyCallers(t *testing.T) {
+	for _, n := range []int{1, 2} {
+		t.Run(fmt.Sprintf("senders=%d", n), func(t *testing.T) { manyCallers(t, n) })
+	}
+}
+
+func manyCallers(t *testing.T, n int) {
 	_, c, _ := hooked(t)
+	senders(t, n)
 	var wg sync.WaitGroup
 	for g := 0; g < 32; g++ {
 		wg.Add(1)
@@ -363,7 +388,8 @@ func TestManyCallers(t *testing.T) {
 				if err == nil && v != val {
 					t.Errorf("got %v, want %s", v, val)
 				}
-				if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				var ne net.Error // a dial under the short deadline times out so
+				if err != nil && !errors.Is(err, context.DeadlineExceeded) && !(errors.As(err, &ne) && ne.Timeout()) {
 					t.Errorf("call %s: %v", val, err)
 				}
 			}
@@ -374,6 +400,58 @@ func TestManyCallers(t *testing.T) {
 	defer mu.Unlock()
 	if batchers[c] != nil {
 		t.Fatal("a batcher is left for an idle client")
+	}
+}
+
+// TestTwoSendersThenQueue: with two senders, a second call goes out at once
+// while the first is in flight; calls arriving while both are in flight
+// queue, and the first sender to finish sends them as one pipeline.
+func TestTwoSendersThenQueue(t *testing.T) {
+	_, c, h := hooked(t)
+	senders(t, 2)
+	ctx := context.Background()
+	entered1, release1 := h.arm(false)
+	defer release1()
+	first := runAsync(ctx, c, setArgs("first", "1"))
+	waitFor(t, entered1, "the first call")
+	entered2, release2 := h.arm(false)
+	defer release2()
+	second := runAsync(ctx, c, setArgs("second", "2"))
+	waitFor(t, entered2, "the second call, sent while the first is in flight")
+	const n = 3
+	var chans []<-chan result
+	for i := 0; i < n; i++ {
+		chans = append(chans, runAsync(ctx, c, setArgs(fmt.Sprint("q-", i), fmt.Sprint("v", i))))
+	}
+	waitQueued(t, c, n)
+	release2()
+	if r := recv(t, second); r.err != nil || r.v != "2" {
+		t.Fatalf("second call: got %v, %v", r.v, r.err)
+	}
+	for i, ch := range chans {
+		if r := recv(t, ch); r.err != nil || r.v != fmt.Sprint("v", i) {
+			t.Fatalf("queued call %d: got %v, %v", i, r.v, r.err)
+		}
+	}
+	release1()
+	if r := recv(t, first); r.err != nil || r.v != "1" {
+		t.Fatalf("first call: got %v, %v", r.v, r.err)
+	}
+	if singles, pipelines, piped := h.counts(); singles != 2 || pipelines != 1 || piped != n {
+		t.Fatalf("got %d single calls and %d pipelines of %d calls; want 2, 1 and %d", singles, pipelines, piped, n)
+	}
+	deadline := time.Now().Add(hangGuard)
+	for {
+		mu.Lock()
+		left := batchers[c] != nil
+		mu.Unlock()
+		if !left {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a batcher is left for an idle client")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -81,8 +82,9 @@ func (s *Spec) TryWith(ctx context.Context, a *Attempt) (Grant, error) {
 		}
 		if err != nil {
 			s.cleanup(ctx, s.Groups[:gi], token, fences[:n])
-			if custom == "0" {
-				s.cleanup(ctx, s.Groups[gi:gi+1], token, nil) // it may have run
+			if custom == "0" { // it may have run
+				awaitFlight(err)
+				s.cleanup(ctx, s.Groups[gi:gi+1], token, nil)
 			}
 			return Grant{}, err
 		}
@@ -136,6 +138,22 @@ type Call struct {
 // expire with their TTL.
 func (s *Spec) cleanup(ctx context.Context, groups []Group, token string, fences []int64) {
 	cleanup(ctx, s.Client, groups, token, fences)
+}
+
+// awaitFlight waits, at most cleanupTimeout, until a call that failed with
+// err can no longer run through its batch (batch.InFlight): the release
+// that undoes it must not reach Redis before it.
+func awaitFlight(err error) {
+	var f *batch.InFlight
+	if !errors.As(err, &f) {
+		return
+	}
+	t := time.NewTimer(cleanupTimeout)
+	defer t.Stop()
+	select {
+	case <-f.Done():
+	case <-t.C:
+	}
 }
 
 func cleanup(ctx context.Context, c redis.UniversalClient, groups []Group, token string, fences []int64) {

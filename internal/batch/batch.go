@@ -2,29 +2,28 @@
 // pipelines, with no goroutine or timer of its own on the path of a lone
 // call.
 //
-// Natural batching: a call that finds nothing of its client in flight is sent
-// at once, alone, with Do and its own ctx, as scripts.Raw.Run would send it.
-// Calls that arrive while one is in flight queue up; when the replies are in,
-// the sender hands over to the first queued caller (the leader), which takes
-// everything queued by then as one batch. A batch of the leader's call alone
-// is sent like a lone call, on the leader's goroutine with its ctx. A larger
-// batch is sent as one pipeline (one connection checkout, one write, one
-// read for all of them) by one goroutine started for that batch, which gives
-// each caller its own reply, hands over to the next queued caller and ends.
-// So a lone caller never waits, and under load a batch costs about one round
-// trip.
+// Natural batching: a call that finds fewer than maxSenders calls or batches
+// of its client in flight is sent at once, alone, with Do and its own ctx,
+// as scripts.Raw.Run would send it. Calls that arrive while maxSenders are
+// in flight queue up. When a sender is done, it takes everything queued by
+// then as one batch and sends it as one pipeline (one connection checkout,
+// one write, one read for all of them) from a goroutine that gives each
+// caller its own reply and goes on with the next queue, ending when the
+// queue is empty. Queued callers only wait: none has to be woken to send.
+// So a lone caller never waits, and under load a batch costs about one
+// round trip.
 //
 // Each call keeps its ctx: a caller whose ctx ends while its call is queued
 // gets ctx.Err() and nothing is sent for it; one whose ctx ends while its
-// batch is in flight gets ctx.Err() at once, the leader included, and its
+// batch is in flight gets an *InFlight wrapping ctx.Err() at once, and its
 // call may have run — the same outcome as a lost reply, which every caller
-// already handles (see internal/core/protocol.go). A batch of more than one
-// call runs under a context without any caller's cancellation or deadline
-// (the leader's values are kept), bounded by the client's own timeouts
+// already handles (see internal/core/protocol.go). A batch runs under a
+// context without any caller's cancellation or deadline (the values of its
+// first call's ctx are kept), bounded by the client's own timeouts
 // (ReadTimeout, WriteTimeout, PoolTimeout, MaxRetries): it runs to
 // completion whoever has left, so no caller's ctx ever fails another's call
-// (a cleanup sent under a ctx of its own is never cut short by the leader's
-// deadline), and only the callers' waiting ends with their ctx.
+// (a cleanup sent under a ctx of its own is never cut short by another
+// caller's deadline), and only the callers' waiting ends with their ctx.
 //
 // go-redis retries a whole pipeline after a network error, so a script in it
 // may run twice; every redlease script is safe to run twice. A NOSCRIPT
@@ -43,8 +42,8 @@ import (
 )
 
 // ErrSenderPanicked is the error of the calls of a batch whose sending
-// panicked (the panic itself goes to the batch's leader if its caller still
-// waits, else to no caller); the calls may have run.
+// panicked (the panic, e.g. a hook's, reaches no caller); the calls may have
+// run.
 var ErrSenderPanicked = errors.New("batch: the sending of this call's batch panicked")
 
 // InFlight is the error of a call whose caller's ctx ended while the call was
@@ -97,24 +96,21 @@ type batcher struct {
 
 // A call's states; each move happens under mu.
 const (
-	queued  uint8 = iota
-	leading       // told to send the queue
-	sent          // in a batch in flight, its caller waiting
-	done          // reply and err are set
-	left          // its caller left: before it was sent, or while in flight
+	queued uint8 = iota
+	sent         // in a batch in flight, its caller waiting
+	done         // reply and err are set
+	left         // its caller left: before it was sent, or while in flight
 )
 
 type call struct {
+	ctx   context.Context // the caller's: its values go with the batch
 	raw   *scripts.Raw
 	args  []any
 	cmd   *redis.Cmd
 	state uint8
-	wake  chan struct{} // one token: told to lead, or the reply is in
+	wake  chan struct{} // one token: the reply is in
 	reply any
 	err   error
-	// panicked is the panic of the sending of the batch this call led, for
-	// its caller to panic with again.
-	panicked any
 	// finished is made when the caller leaves while the call is in flight
 	// (InFlight), and closed when its batch is done.
 	finished chan struct{}
@@ -126,10 +122,10 @@ type call struct {
 // ctx.Err() if nothing was sent, or an *InFlight wrapping ctx.Err() if the
 // call is in a batch in flight (it may have run, or still run). args must
 // not change until Run returns, nor afterwards if it returned an error
-// matching ctx.Err() (a batch in flight may still read them). A panic while sending (a hook's) goes to
-// the caller whose call was sent alone, or to the leader of a batch if it is
-// still waiting; the batch's other calls return ErrSenderPanicked (they may
-// have run), and the calls queued meanwhile are still sent.
+// matching ctx.Err() (a batch in flight may still read them). A panic while
+// sending (a hook's) goes to the caller whose call was sent alone; the calls
+// of a batch whose sending panicked return ErrSenderPanicked (they may have
+// run), and the calls queued meanwhile are still sent.
 func Run(ctx context.Context, c redis.UniversalClient, raw *scripts.Raw, args []any) (any, error) {
 	mu.Lock()
 	b := batchers[c]
@@ -141,44 +137,28 @@ func Run(ctx context.Context, c redis.UniversalClient, raw *scripts.Raw, args []
 		mu.Unlock()
 		return b.alone(ctx, raw, args)
 	}
-	cl := &call{raw: raw, args: args, wake: make(chan struct{}, 1)}
+	cl := &call{ctx: ctx, raw: raw, args: args, wake: make(chan struct{}, 1)}
 	b.queue = append(b.queue, cl)
 	mu.Unlock()
 
-	for {
-		select {
-		case <-cl.wake:
-		case <-ctx.Done():
-		}
-		mu.Lock()
-		switch cl.state {
-		case done:
-			mu.Unlock()
-			if cl.panicked != nil {
-				panic(cl.panicked)
-			}
-			return cl.reply, cl.err
-		case leading:
-			if ctx.Err() == nil {
-				if b.lead(ctx, cl) { // with mu held
-					return cl.reply, cl.err
-				}
-				continue // its batch is on its way: wait for the reply like the others
-			}
-			cl.state = left
-			b.next()
-		case sent: // it may have run, or still run
-			cl.state = left
-			cl.finished = make(chan struct{})
-			mu.Unlock()
-			return nil, &InFlight{err: ctx.Err(), done: cl.finished}
-		case queued:
-			cl.state = left
-		}
-		// queued or leading: nothing was sent.
-		mu.Unlock()
-		return nil, ctx.Err()
+	select {
+	case <-cl.wake:
+	case <-ctx.Done():
 	}
+	mu.Lock()
+	switch cl.state {
+	case done:
+		mu.Unlock()
+		return cl.reply, cl.err
+	case sent: // it may have run, or still run
+		cl.state = left
+		cl.finished = make(chan struct{})
+		mu.Unlock()
+		return nil, &InFlight{err: ctx.Err(), done: cl.finished}
+	}
+	cl.state = left // queued: nothing was sent
+	mu.Unlock()
+	return nil, ctx.Err()
 }
 
 // take returns an idle batcher, now c's. mu is held.
@@ -194,51 +174,25 @@ func take(c redis.UniversalClient) *batcher {
 	return b
 }
 
-// alone sends one call with Do, then hands over to the queue (also when the
+// alone sends one call with Do, then takes over the queue (also when the
 // call panics, e.g. in a hook: the queued calls are not stranded).
 func (b *batcher) alone(ctx context.Context, raw *scripts.Raw, args []any) (any, error) {
 	defer func() {
 		mu.Lock()
-		b.next()
+		if batch := b.takeQueue(); len(batch) > 0 {
+			go b.loop(batch)
+		}
 		mu.Unlock()
 	}()
 	return raw.Run(ctx, b.client, args)
 }
 
-// next hands the sending over to the first queued call; when none is queued
-// there is one sender less, and b is forgotten when none is left. mu is
-// held; the caller (a sender) has nothing of b in flight any more.
-func (b *batcher) next() {
-	for i, cl := range b.queue {
-		if cl.state == queued {
-			clear(b.queue[:i])
-			b.queue = append(b.queue[:0], b.queue[i:]...)
-			cl.state = leading
-			cl.wake <- struct{}{}
-			return
-		}
-	}
-	clear(b.queue)
-	b.queue = b.queue[:0]
-	if b.senders--; b.senders > 0 {
-		return
-	}
-	delete(batchers, b.client)
-	b.client = nil
-	idle = append(idle, b)
-}
-
-// lead takes every queued call, own included, as one batch and sends it.
-// It is called with mu held and releases it. A batch of own alone is sent on
-// own's goroutine under ctx, and lead returns true with own's reply set. A
-// larger batch is sent by a goroutine of its own under a context without
-// any caller's cancellation, and lead returns false at once: own's caller
-// then waits for its reply (or its ctx) like every other caller.
-func (b *batcher) lead(ctx context.Context, own *call) bool {
-	// own first: it may no longer be in the queue (another sender took the
-	// queue after own was told to lead).
-	own.state = sent
-	batch := append(b.spare[:0], own)
+// takeQueue takes the calls still queued as the next batch of the sender
+// that asks; when none is queued there is one sender less, and b is
+// forgotten when none is left. mu is held; the sender has nothing of b in
+// flight any more.
+func (b *batcher) takeQueue() []*call {
+	batch := b.spare[:0]
 	b.spare = nil
 	for _, cl := range b.queue {
 		if cl.state == queued {
@@ -248,69 +202,64 @@ func (b *batcher) lead(ctx context.Context, own *call) bool {
 	}
 	clear(b.queue)
 	b.queue = b.queue[:0]
-	mu.Unlock()
-
-	if len(batch) > 1 {
-		go b.send(context.WithoutCancel(ctx), batch, own)
-		return false
+	if len(batch) > 0 {
+		return batch
 	}
-	// Deferred, so that a panic while sending (e.g. in a hook) reaches own's
-	// caller with the queue handed over.
-	defer b.finish(batch)
-	own.reply, own.err = own.raw.Run(ctx, b.client, own.args)
-	return true
+	b.spare = batch
+	if b.senders--; b.senders > 0 {
+		return nil
+	}
+	delete(batchers, b.client)
+	b.client = nil
+	idle = append(idle, b)
+	return nil
 }
 
-// send runs on a goroutine of its own: it sends batch, led by leader, as one
-// pipeline, gives each call still waiting its reply and hands over to the
-// queue. A panic while sending (e.g. in a hook) is recovered, since nobody
-// could recover it on this goroutine: every call of the batch gets
-// ErrSenderPanicked, except the leader when its caller still waits, which
-// panics again with the same value on its own goroutine. When the leader has
-// left, the panic reaches no caller.
-func (b *batcher) send(ctx context.Context, batch []*call, leader *call) {
-	ok := false
-	defer func() {
-		var p any
-		if !ok {
-			p = recover() // nil after runtime.Goexit: ErrSenderPanicked all the same
-		}
+// loop runs on a goroutine of its own, a sender: it sends batch, gives each
+// call still waiting its reply, and goes on with the calls queued meanwhile
+// until none is.
+func (b *batcher) loop(batch []*call) {
+	for len(batch) > 0 {
+		b.send(batch)
 		mu.Lock()
 		for _, cl := range batch {
-			if cl.state != sent { // its caller left
-				if cl.finished != nil {
-					close(cl.finished)
-				}
-				continue
+			if cl.state == sent {
+				cl.state = done
+				cl.wake <- struct{}{}
+			} else if cl.finished != nil { // its caller left while in flight
+				close(cl.finished)
 			}
-			if !ok {
-				cl.reply, cl.err = nil, ErrSenderPanicked
-				if cl == leader {
-					cl.panicked = p
-				}
-			}
-			cl.state = done
-			cl.wake <- struct{}{}
 		}
-		b.finishLocked(batch)
+		clear(batch)
+		b.spare = batch[:0]
+		batch = b.takeQueue()
 		mu.Unlock()
+	}
+}
+
+// send sends batch as one pipeline (a single call alone, with Do) under the
+// values of its first call's ctx without its cancellation, and sets each
+// call's reply. A panic while sending (e.g. in a hook) is recovered, since
+// nobody could recover it on this goroutine: the calls get
+// ErrSenderPanicked.
+func (b *batcher) send(batch []*call) {
+	ok := false
+	defer func() {
+		if !ok {
+			_ = recover() // nil after runtime.Goexit: ErrSenderPanicked all the same
+			for _, cl := range batch {
+				cl.reply, cl.err, cl.cmd = nil, ErrSenderPanicked, nil
+			}
+		}
 	}()
-	sendPipeline(ctx, b.client, batch)
+	ctx := context.WithoutCancel(batch[0].ctx)
+	if len(batch) == 1 {
+		cl := batch[0]
+		cl.reply, cl.err = cl.raw.Run(ctx, b.client, cl.args)
+	} else {
+		sendPipeline(ctx, b.client, batch)
+	}
 	ok = true
-}
-
-// finish forgets batch, now done, and hands over to the queue.
-func (b *batcher) finish(batch []*call) {
-	mu.Lock()
-	b.finishLocked(batch)
-	mu.Unlock()
-}
-
-// finishLocked is finish with mu held.
-func (b *batcher) finishLocked(batch []*call) {
-	clear(batch)
-	b.spare = batch[:0]
-	b.next()
 }
 
 // sendPipeline runs batch as one pipeline on c and sets each call's reply;

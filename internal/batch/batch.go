@@ -217,24 +217,44 @@ func (b *batcher) takeQueue() []*call {
 
 // loop runs on a goroutine of its own, a sender: it sends batch, gives each
 // call still waiting its reply, and goes on with the calls queued meanwhile
-// until none is.
+// until none is. A hook that ends the goroutine while sending
+// (runtime.Goexit, which send's recover cannot stop) strands nobody: the
+// batch is finished as if it had panicked and the queue goes on from a new
+// goroutine.
 func (b *batcher) loop(batch []*call) {
+	defer func() {
+		if len(batch) > 0 { // runtime.Goexit in send, which set the errors
+			mu.Lock()
+			batch = b.finish(batch)
+			mu.Unlock()
+			if len(batch) > 0 {
+				go b.loop(batch)
+			}
+		}
+	}()
 	for len(batch) > 0 {
 		b.send(batch)
 		mu.Lock()
-		for _, cl := range batch {
-			if cl.state == sent {
-				cl.state = done
-				cl.wake <- struct{}{}
-			} else if cl.finished != nil { // its caller left while in flight
-				close(cl.finished)
-			}
-		}
-		clear(batch)
-		b.spare = batch[:0]
-		batch = b.takeQueue()
+		batch = b.finish(batch)
 		mu.Unlock()
 	}
+}
+
+// finish gives each call of the sent batch still waiting its reply, closes
+// the Done of those whose caller left, and returns the next batch (see
+// takeQueue). mu is held.
+func (b *batcher) finish(batch []*call) []*call {
+	for _, cl := range batch {
+		if cl.state == sent {
+			cl.state = done
+			cl.wake <- struct{}{}
+		} else if cl.finished != nil { // its caller left while in flight
+			close(cl.finished)
+		}
+	}
+	clear(batch)
+	b.spare = batch[:0]
+	return b.takeQueue()
 }
 
 // send sends batch as one pipeline (a single call alone, with Do) under the
@@ -246,7 +266,7 @@ func (b *batcher) send(batch []*call) {
 	ok := false
 	defer func() {
 		if !ok {
-			_ = recover() // nil after runtime.Goexit: ErrSenderPanicked all the same
+			_ = recover() // nil after runtime.Goexit: ErrSenderPanicked all the same (see loop)
 			for _, cl := range batch {
 				cl.reply, cl.err, cl.cmd = nil, ErrSenderPanicked, nil
 			}

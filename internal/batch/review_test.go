@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -319,4 +320,73 @@ func TestReviewStressCluster(t *testing.T) {
 	h := &chaos{drop: 0.03, panics: 0.01}
 	c.AddHook(h)
 	reviewStress(t, c, h, 32, 30, true)
+}
+
+// goexiter calls runtime.Goexit in the next pipeline once armed, as a hook
+// calling t.FailNow (or anything that ends its goroutine) would.
+type goexiter struct{ pipe atomic.Bool }
+
+func (g *goexiter) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (g *goexiter) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (g *goexiter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if g.pipe.CompareAndSwap(true, false) {
+			runtime.Goexit()
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestReviewBatchGoexitStrandsNobody: a hook that ends the sending
+// goroutine with runtime.Goexit while a batch is sent (send's recover
+// cannot stop it) must not strand the batch's callers, the calls queued
+// meanwhile, an InFlight's Done, or the client's later calls.
+func TestReviewBatchGoexitStrandsNobody(t *testing.T) {
+	_, c, h := hooked(t)
+	g := &goexiter{}
+	c.AddHook(g)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	entered, release := h.arm(false)
+	defer release()
+	first := runAsync(ctx, c, setArgs("first", "1"))
+	waitFor(t, entered, "the first call")
+	a := runAsync(ctx, c, setArgs("a", "a"))
+	waitQueued(t, c, 1)
+	bctx, bcancel := context.WithCancel(ctx)
+	defer bcancel()
+	b := runAsync(bctx, c, setArgs("b", "b"))
+	waitQueued(t, c, 2)
+	g.pipe.Store(true)
+	pipeEntered, pipeRelease := h.arm(true)
+	defer pipeRelease()
+	release()
+	if r := recv(t, first); r.err != nil || r.v != "1" {
+		t.Fatalf("first call: got %v, %v", r.v, r.err)
+	}
+	waitFor(t, pipeEntered, "the batch's pipeline")
+	bcancel() // b leaves while its call is in flight
+	rb := recv(t, b)
+	var f *InFlight
+	if !errors.As(rb.err, &f) {
+		t.Fatalf("b: got %v, %v; want InFlight", rb.v, rb.err)
+	}
+	late := runAsync(ctx, c, setArgs("late", "late")) // queued behind the batch
+	waitQueued(t, c, 1)
+	pipeRelease()
+	if r := recv(t, a); !errors.Is(r.err, ErrSenderPanicked) {
+		t.Fatalf("a: got %v, %v; want ErrSenderPanicked", r.v, r.err)
+	}
+	select {
+	case <-f.Done():
+	case <-ctx.Done():
+		t.Fatal("b's InFlight.Done never closed")
+	}
+	if r := recv(t, late); r.err != nil || r.v != "late" {
+		t.Fatalf("call queued meanwhile: got %v, %v", r.v, r.err)
+	}
+	if r := recv(t, runAsync(ctx, c, setArgs("later", "3"))); r.err != nil || r.v != "3" {
+		t.Fatalf("later call: got %v, %v", r.v, r.err)
+	}
+	waitIdle(t, c)
 }

@@ -390,3 +390,75 @@ func TestReviewBatchGoexitStrandsNobody(t *testing.T) {
 	}
 	waitIdle(t, c)
 }
+
+// TestReviewClusterSlowMasterStallsNoOtherMaster: on Redis Cluster, while
+// one master is stalled (CLIENT PAUSE, 1.5 s; the client's ReadTimeout is
+// 2 s), calls whose keys live on the other masters still get their replies
+// well within their 500 ms ctx, as they would sent alone with Do: a batch
+// must not make them wait for the stalled master's calls.
+func TestReviewClusterSlowMasterStallsNoOtherMaster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster")
+	}
+	cl := redistest.StartCluster(t, 3, 0)
+	c := cl.Client(t)
+	ctx := context.Background()
+	if err := c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		return m.ScriptLoad(ctx, countSrc).Err()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slow := cl.Masters()[0]
+	var slowKeys, fastKeys []string
+	for i := 0; len(slowKeys) < 64 || len(fastKeys) < 64; i++ {
+		k := fmt.Sprint("hol-", i)
+		m, err := c.MasterForKey(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Options().Addr == slow.Addr {
+			slowKeys = append(slowKeys, k)
+		} else {
+			fastKeys = append(fastKeys, k)
+		}
+	}
+	admin := slow.Client(t)
+	if err := admin.Do(ctx, "client", "pause", 1500, "all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var fastFailed, fastOK atomic.Int64
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 4; i++ {
+				var k string
+				slowCall := g%4 == 0
+				if slowCall {
+					k = slowKeys[(g*4+i)%len(slowKeys)]
+				} else {
+					k = fastKeys[(g*4+i)%len(fastKeys)]
+				}
+				cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+				v, err := Run(cctx, c, countScript, append(countScript.Head(nil, 1), k, k))
+				cancel()
+				if slowCall {
+					continue
+				}
+				if err != nil || v != k {
+					fastFailed.Add(1)
+					t.Logf("call on a healthy master: %v, %v", v, err)
+				} else {
+					fastOK.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	waitIdle(t, c)
+	t.Logf("healthy masters: %d ok, %d failed", fastOK.Load(), fastFailed.Load())
+	if fastFailed.Load() > 0 {
+		t.Errorf("%d calls on healthy masters failed while another master stalled", fastFailed.Load())
+	}
+}

@@ -25,6 +25,10 @@
 // (a cleanup sent under a ctx of its own is never cut short by another
 // caller's deadline), and only the callers' waiting ends with their ctx.
 //
+// On Redis Cluster the calls are coalesced per master (of their first key's
+// slot): a cluster pipeline waits for every node it goes to, so a stalled
+// master would otherwise hold up calls to the healthy ones.
+//
 // go-redis retries a whole pipeline after a network error, so a script in it
 // may run twice; every redlease script is safe to run twice. A NOSCRIPT
 // reply inside a pipeline is followed by the call alone through
@@ -69,16 +73,36 @@ func (e *InFlight) Done() <-chan struct{} { return e.done }
 // yet left it without a reply (only a hook that skips the send can).
 var errNoReply = errors.New("batch: the pipeline returned no reply for this call")
 
-// One batcher per client with a call in flight, created by the call that
-// finds none and forgotten when the last batch is done (idle batchers are
-// kept for reuse, so a lone caller allocates nothing here). One mutex guards
-// the map and every batcher's state: it is held for a few instructions per
-// call only.
+// One batcher per client (per client and master on Redis Cluster, see
+// keyOf) with a call in flight, created by the call that finds none and
+// forgotten when the last batch is done (idle batchers are kept for reuse,
+// so a lone caller allocates nothing here). One mutex guards the map and
+// every batcher's state: it is held for a few instructions per call only.
 var (
 	mu       sync.Mutex
-	batchers = map[redis.UniversalClient]*batcher{}
+	batchers = map[any]*batcher{} // by keyOf
 	idle     []*batcher
 )
+
+// keyOf returns what names the calls that share senders and batches with a
+// call with args (which start with Head) on c: c itself, or on Redis Cluster
+// the master of the first key's slot as c last knew it (each cluster client
+// has its own node clients), so that a stalled master stalls only the calls
+// to it (a cluster pipeline waits for all its nodes). A wrong guess only
+// groups calls less well: the pipeline still routes each call.
+func keyOf(ctx context.Context, c redis.UniversalClient, args []any) any {
+	if cc, ok := c.(*redis.ClusterClient); ok && len(args) > 3 {
+		if key, ok := args[3].(string); ok {
+			if m, err := cc.MasterForKey(ctx, key); err == nil {
+				return masterKey{m} // not m: calls on m itself are not c's
+			}
+		}
+	}
+	return c
+}
+
+// masterKey is the key of a cluster client's calls to one master.
+type masterKey struct{ m *redis.Client }
 
 // maxSenders is how many calls or batches of one client may be in flight at
 // once: a call that finds fewer goes out at once; others queue for the next
@@ -89,6 +113,7 @@ var maxSenders = 2
 
 type batcher struct {
 	client  redis.UniversalClient
+	key     any     // in batchers
 	senders int     // calls or batches in flight, at most maxSenders
 	queue   []*call // arrival order; calls whose caller left are skipped
 	spare   []*call // a finished batch's slice, reused for the next one
@@ -127,10 +152,11 @@ type call struct {
 // of a batch whose sending panicked return ErrSenderPanicked (they may have
 // run), and the calls queued meanwhile are still sent.
 func Run(ctx context.Context, c redis.UniversalClient, raw *scripts.Raw, args []any) (any, error) {
+	k := keyOf(ctx, c, args)
 	mu.Lock()
-	b := batchers[c]
+	b := batchers[k]
 	if b == nil {
-		b = take(c)
+		b = take(c, k)
 	}
 	if b.senders < maxSenders {
 		b.senders++
@@ -161,16 +187,16 @@ func Run(ctx context.Context, c redis.UniversalClient, raw *scripts.Raw, args []
 	return nil, ctx.Err()
 }
 
-// take returns an idle batcher, now c's. mu is held.
-func take(c redis.UniversalClient) *batcher {
+// take returns an idle batcher, now c's under k (see keyOf). mu is held.
+func take(c redis.UniversalClient, k any) *batcher {
 	var b *batcher
 	if n := len(idle); n > 0 {
 		b, idle = idle[n-1], idle[:n-1]
 	} else {
 		b = &batcher{}
 	}
-	b.client = c
-	batchers[c] = b
+	b.client, b.key = c, k
+	batchers[k] = b
 	return b
 }
 
@@ -209,32 +235,52 @@ func (b *batcher) takeQueue() []*call {
 	if b.senders--; b.senders > 0 {
 		return nil
 	}
-	delete(batchers, b.client)
-	b.client = nil
+	delete(batchers, b.key)
+	b.client, b.key = nil, nil
 	idle = append(idle, b)
 	return nil
 }
 
 // loop runs on a goroutine of its own, a sender: it sends batch, gives each
 // call still waiting its reply, and goes on with the calls queued meanwhile
-// until none is.
+// until none is. A hook that ends the goroutine while sending
+// (runtime.Goexit, which send's recover cannot stop) strands nobody: the
+// batch is finished as if it had panicked and the queue goes on from a new
+// goroutine.
 func (b *batcher) loop(batch []*call) {
+	defer func() {
+		if len(batch) > 0 { // runtime.Goexit in send, which set the errors
+			mu.Lock()
+			batch = b.finish(batch)
+			mu.Unlock()
+			if len(batch) > 0 {
+				go b.loop(batch)
+			}
+		}
+	}()
 	for len(batch) > 0 {
 		b.send(batch)
 		mu.Lock()
-		for _, cl := range batch {
-			if cl.state == sent {
-				cl.state = done
-				cl.wake <- struct{}{}
-			} else if cl.finished != nil { // its caller left while in flight
-				close(cl.finished)
-			}
-		}
-		clear(batch)
-		b.spare = batch[:0]
-		batch = b.takeQueue()
+		batch = b.finish(batch)
 		mu.Unlock()
 	}
+}
+
+// finish gives each call of the sent batch still waiting its reply, closes
+// the Done of those whose caller left, and returns the next batch (see
+// takeQueue). mu is held.
+func (b *batcher) finish(batch []*call) []*call {
+	for _, cl := range batch {
+		if cl.state == sent {
+			cl.state = done
+			cl.wake <- struct{}{}
+		} else if cl.finished != nil { // its caller left while in flight
+			close(cl.finished)
+		}
+	}
+	clear(batch)
+	b.spare = batch[:0]
+	return b.takeQueue()
 }
 
 // send sends batch as one pipeline (a single call alone, with Do) under the
@@ -246,7 +292,7 @@ func (b *batcher) send(batch []*call) {
 	ok := false
 	defer func() {
 		if !ok {
-			_ = recover() // nil after runtime.Goexit: ErrSenderPanicked all the same
+			_ = recover() // nil after runtime.Goexit: ErrSenderPanicked all the same (see loop)
 			for _, cl := range batch {
 				cl.reply, cl.err, cl.cmd = nil, ErrSenderPanicked, nil
 			}

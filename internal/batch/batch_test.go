@@ -140,10 +140,24 @@ func senders(t *testing.T, n int) {
 func queueLen(c redis.UniversalClient) int {
 	mu.Lock()
 	defer mu.Unlock()
-	if b := batchers[c]; b != nil {
-		return len(b.queue)
+	n := 0
+	for _, b := range batchers {
+		if b.client == c {
+			n += len(b.queue)
+		}
 	}
-	return 0
+	return n
+}
+
+// busy reports whether c has a batcher (a call or batch in flight). mu is
+// held.
+func busy(c redis.UniversalClient) bool {
+	for _, b := range batchers {
+		if b.client == c {
+			return true
+		}
+	}
+	return false
 }
 
 func waitQueued(t *testing.T, c redis.UniversalClient, n int) {
@@ -208,7 +222,7 @@ func TestLoneCallerSendsNoPipeline(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if batchers[c] != nil {
+	if busy(c) {
 		t.Fatal("a batcher is left for an idle client")
 	}
 }
@@ -406,9 +420,9 @@ func waitIdle(t *testing.T, c redis.UniversalClient) {
 	deadline := time.Now().Add(hangGuard)
 	for {
 		mu.Lock()
-		busy := batchers[c] != nil
+		inFlight := busy(c)
 		mu.Unlock()
-		if !busy {
+		if !inFlight {
 			return
 		}
 		if time.Now().After(deadline) {

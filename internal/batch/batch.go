@@ -38,6 +38,7 @@ package batch
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 
 	"github.com/redis/go-redis/v9"
@@ -261,15 +262,30 @@ func (b *batcher) loop(batch []*call) {
 	for len(batch) > 0 {
 		b.send(batch)
 		mu.Lock()
-		batch = b.finish(batch)
+		b.deliver(batch)
+		mu.Unlock()
+		batch = nil
+		// The callers just woken run first: most send their next call at
+		// once, and it joins this sender's next batch instead of going out
+		// alone or in a batch of one (no timer: Gosched returns at once when
+		// nothing else is runnable).
+		runtime.Gosched()
+		mu.Lock()
+		batch = b.takeQueue()
 		mu.Unlock()
 	}
 }
 
-// finish gives each call of the sent batch still waiting its reply, closes
-// the Done of those whose caller left, and returns the next batch (see
+// finish delivers batch (see deliver) and returns the next batch (see
 // takeQueue). mu is held.
 func (b *batcher) finish(batch []*call) []*call {
+	b.deliver(batch)
+	return b.takeQueue()
+}
+
+// deliver gives each call of the sent batch still waiting its reply and
+// closes the Done of those whose caller left. mu is held.
+func (b *batcher) deliver(batch []*call) {
 	for _, cl := range batch {
 		if cl.state == sent {
 			cl.state = done
@@ -280,7 +296,6 @@ func (b *batcher) finish(batch []*call) []*call {
 	}
 	clear(batch)
 	b.spare = batch[:0]
-	return b.takeQueue()
 }
 
 // send sends batch as one pipeline (a single call alone, with Do) under the

@@ -91,13 +91,24 @@ func New(g core.Grant) *Lease {
 	return start(new(Lease), g)
 }
 
-// Acquire calls try with the storage of a new Lease and, when try succeeds,
-// returns that Lease started with its grant as New does (one allocation for
-// the attempt and the lease). It is for this module's packages: try is
-// core.Spec.TryWith or core.ObtainWith. try's error is returned as is.
-func Acquire(try func(*core.Attempt) (core.Grant, error)) (*Lease, error) {
+// Try makes one acquisition attempt of s (core.Spec.TryWith) with the
+// storage of a new Lease and, on success, returns that Lease started with its
+// grant as New does: one allocation for the attempt and the lease. It is for
+// this module's packages; the attempt's error is returned as is.
+func Try(ctx context.Context, s *core.Spec) (*Lease, error) {
 	l := new(Lease)
-	g, err := try(&l.attempt)
+	g, err := s.TryWith(ctx, &l.attempt)
+	if err != nil {
+		return nil, err
+	}
+	return start(l, g), nil
+}
+
+// Obtain is Try waiting until s is acquired or ctx is done (core.ObtainWith);
+// its first attempt uses the new Lease's storage.
+func Obtain(ctx context.Context, s *core.Spec) (*Lease, error) {
+	l := new(Lease)
+	g, err := core.ObtainWith(ctx, s, &l.attempt)
 	if err != nil {
 		return nil, err
 	}

@@ -125,9 +125,9 @@ func TestReviewReuseUnderBatching(t *testing.T) {
 				var l *lease.Lease
 				var err error
 				if rnd.IntN(2) == 0 {
-					l, err = lease.Acquire(func(a *core.Attempt) (core.Grant, error) { return core.ObtainWith(actx, s, a) })
+					l, err = lease.Obtain(actx, s)
 				} else {
-					l, err = lease.Acquire(func(a *core.Attempt) (core.Grant, error) { return s.TryWith(actx, a) })
+					l, err = lease.Try(actx, s)
 				}
 				cancel()
 				if err != nil {

@@ -118,7 +118,7 @@ func (ml *MultiLock) Lock(ctx context.Context) (*lease.Lease, error) {
 		return nil, fmt.Errorf("multilock: lock %s: %w: context is nil", ml.spec.Label(), mutex.ErrInvalid)
 	}
 	ctx, start := ml.spec.LockStart(ctx)
-	l, err := lease.Acquire(func(a *core.Attempt) (core.Grant, error) { return core.ObtainWith(ctx, ml.spec, a) })
+	l, err := lease.Obtain(ctx, ml.spec)
 	ml.spec.LockEnd(ctx, start, err, mutex.ErrLocked)
 	if err != nil {
 		return nil, err
@@ -134,7 +134,7 @@ func (ml *MultiLock) TryLock(ctx context.Context) (*lease.Lease, error) {
 		return nil, fmt.Errorf("multilock: trylock %s: %w: context is nil", ml.spec.Label(), mutex.ErrInvalid)
 	}
 	start := ml.spec.TryStart()
-	l, err := lease.Acquire(func(a *core.Attempt) (core.Grant, error) { return ml.spec.TryWith(ctx, a) })
+	l, err := lease.Try(ctx, ml.spec)
 	ml.spec.TryEnd(ctx, start, err, mutex.ErrLocked)
 	if err != nil {
 		return nil, fmt.Errorf("multilock: trylock %s: %w", ml.spec.Label(), err)

@@ -75,7 +75,7 @@ func (m *Mutex) Lock(ctx context.Context) (*lease.Lease, error) {
 		return nil, fmt.Errorf("mutex: lock %q: %w: context is nil", m.name, ErrInvalid)
 	}
 	ctx, start := m.spec.LockStart(ctx)
-	l, err := lease.Acquire(func(a *core.Attempt) (core.Grant, error) { return core.ObtainWith(ctx, m.spec, a) })
+	l, err := lease.Obtain(ctx, m.spec)
 	m.spec.LockEnd(ctx, start, err, ErrLocked)
 	if err != nil {
 		return nil, err
@@ -93,7 +93,7 @@ func (m *Mutex) TryLock(ctx context.Context) (*lease.Lease, error) {
 		return nil, fmt.Errorf("mutex: trylock %q: %w: context is nil", m.name, ErrInvalid)
 	}
 	start := m.spec.TryStart()
-	l, err := lease.Acquire(func(a *core.Attempt) (core.Grant, error) { return m.spec.TryWith(ctx, a) })
+	l, err := lease.Try(ctx, m.spec)
 	m.spec.TryEnd(ctx, start, err, ErrLocked)
 	if err == nil {
 		return l, nil

@@ -31,9 +31,6 @@ const cleanupTimeout = 500 * time.Millisecond
 // nothing and returns ctx.Err(). Without Replicas the acquire script goes
 // through internal/batch: concurrent attempts on one client share pipelines.
 func (s *Spec) Try(ctx context.Context) (Grant, error) {
-	if err := ctx.Err(); err != nil {
-		return Grant{}, err // nothing sent, nothing to clean up
-	}
 	return s.TryWith(ctx, new(Attempt))
 }
 

@@ -95,16 +95,29 @@ type fenceCacheKey struct {
 
 var fenceCache sync.Map // fenceCacheKey → string
 
-// The fence counter of the last prefix asked for without cluster: most
-// processes use one prefix, so mutex.New needs no concatenation.
-var lastFence atomic.Pointer[[2]string] // prefix, key
+// The fence counter without cluster, remembered for the last prefix.
+var unsharded = NewSuffix("fence")
 
-func unshardedFence(prefix string) string {
-	if p := lastFence.Load(); p != nil && p[0] == prefix {
+func unshardedFence(prefix string) string { return unsharded.Of(prefix) }
+
+// Suffix makes prefix+suffix and remembers it for the last prefix asked
+// for: most processes use one prefix, so building a lock then needs no
+// concatenation. Safe for concurrent use; not to be copied.
+type Suffix struct {
+	suffix string
+	last   atomic.Pointer[[2]string] // prefix, prefix+suffix
+}
+
+// NewSuffix returns a Suffix appending suffix.
+func NewSuffix(suffix string) *Suffix { return &Suffix{suffix: suffix} }
+
+// Of returns prefix+suffix.
+func (c *Suffix) Of(prefix string) string {
+	if p := c.last.Load(); p != nil && p[0] == prefix {
 		return p[1]
 	}
-	k := prefix + "fence"
-	lastFence.Store(&[2]string{prefix, k})
+	k := prefix + c.suffix
+	c.last.Store(&[2]string{prefix, k})
 	return k
 }
 

@@ -24,21 +24,14 @@ package revoke
 import (
 	"strconv"
 	"strings"
-	"sync/atomic"
+
+	"github.com/redlease/redlease/internal/keys"
 )
 
 // Channel returns the revocation channel of the locks under prefix.
-func Channel(prefix string) string {
-	if p := lastChannel.Load(); p != nil && p[0] == prefix {
-		return p[1] // most processes use one prefix: no concatenation per lock
-	}
-	ch := prefix + "revoked"
-	lastChannel.Store(&[2]string{prefix, ch})
-	return ch
-}
+func Channel(prefix string) string { return channels.Of(prefix) }
 
-// lastChannel is the prefix Channel was last asked for and its channel.
-var lastChannel atomic.Pointer[[2]string]
+var channels = keys.NewSuffix("revoked")
 
 // Tombstone returns the key a revocation of token's hold in key leaves: it
 // holds the revoked hold's fence for as long as the hold would have lived.
